@@ -1,0 +1,1 @@
+"""Recording: schedules, name selection, statistics, the recorder core."""

@@ -1,0 +1,36 @@
+"""Which tensors to record, chosen by name globs."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+
+
+def as_patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+class NameFilter:
+    """Keeps a name when it matches any `include` glob and no `exclude` glob.
+
+    >>> NameFilter(include="*kernel").keeps("dense/kernel")
+    True
+    """
+
+    def __init__(
+        self, include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None
+    ) -> None:
+        self.include = as_patterns(include) or ("*",)
+        self.exclude = as_patterns(exclude)
+
+    def keeps(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.include) and not any(
+            fnmatch.fnmatchcase(name, p) for p in self.exclude
+        )
+
+    def select(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if self.keeps(n)]

@@ -1,0 +1,1 @@
+"""The run store: Zarr layout, background writer, reader."""

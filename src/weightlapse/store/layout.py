@@ -1,0 +1,68 @@
+"""The run format: array paths, chunking, codecs and the format version (see docs/format.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+FORMAT_VERSION = 1
+ROOT_ATTR = "weightlapse"
+KINDS: tuple[str, ...] = ("param", "grad", "update")
+INDEX_COLUMNS: tuple[str, ...] = ("step", "epoch", "batch", "wall_time")
+
+# Rows of per-step arrays are written a flush at a time; a chunk holds this many steps.
+CHUNK_STEPS = 256
+CHUNK_TENSORS_STATS = 64
+CHUNK_TENSORS_HIST = 16
+CHUNK_PROBES = 1024
+CHUNK_SCALARS = 16
+
+INDEX_PATH = "index"
+SCALARS_PATH = "scalars"
+
+
+def stats_path(kind: str) -> str:
+    return f"{kind}/stats"
+
+
+def hist_path(kind: str) -> str:
+    return f"{kind}/hist"
+
+
+def probes_path(kind: str) -> str:
+    return f"{kind}/probes"
+
+
+def snapshot_path(kind: str, tensor_number: int) -> str:
+    # Numbered, not named: tensor names hold '/', '.', ':' and would nest or collide.
+    return f"{kind}/snapshots/{tensor_number}"
+
+
+def compressors() -> tuple[Any, ...]:
+    # Byte shuffle makes small integer counts and slowly-varying floats compress well.
+    return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
+
+
+def create_growing_array(
+    group: zarr.Group, path: str, inner_shape: tuple[int, ...], inner_chunks: tuple[int, ...],
+    dtype: Any, fill_value: Any,
+) -> zarr.Array:
+    """An array whose first axis is steps, empty at first and grown at each flush."""
+    return group.create_array(
+        path,
+        shape=(0, *inner_shape),
+        chunks=(CHUNK_STEPS, *inner_chunks),
+        dtype=dtype,
+        fill_value=fill_value,
+        compressors=compressors(),
+    )
+
+
+def snapshot_dtype(dtype: np.dtype) -> np.dtype:
+    """Floats keep their width where NumPy has it; everything else is stored as float32."""
+    if dtype in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)):
+        return dtype
+    return np.dtype(np.float32)

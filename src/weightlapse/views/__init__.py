@@ -1,0 +1,1 @@
+"""Views: each a function that returns a matplotlib Figure of a run (or of plain arrays)."""

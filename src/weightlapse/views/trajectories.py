@@ -1,0 +1,49 @@
+"""Weight trajectories: chosen elements of a tensor over training (user story 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from weightlapse.run import Run
+from weightlapse.views.colors import nonfinite_note
+
+
+def trajectories(
+    run: Run,
+    name: str,
+    *,
+    elements: list[tuple[int, ...]] | None = None,
+    kind: str = "param",
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Each probed element of `name` (or the chosen `elements`) as a line over steps.
+
+    >>> fig = trajectories(run, "dense/kernel")
+    >>> fig.savefig("trajectories.png")
+    """
+    history = run[name] if kind == "param" else getattr(run[name], kind)
+    traj = history.trajectory(elements)
+    fig, ax = _figure_and_axes(ax)
+    labels = [f"{name}[{', '.join(map(str, e))}]" for e in traj.elements]
+    for column, label in enumerate(labels):
+        ax.plot(traj.steps, traj.values[:, column], label=label, linewidth=1.4)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{kind} value")
+    note = nonfinite_note(traj.values)
+    ax.set_title(title or f"{name}: {len(labels)} element(s) over {len(traj.steps)} steps{note}")
+    if 0 < len(labels) <= 12:
+        ax.legend(fontsize="small", loc="best")
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def _figure_and_axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Axes]:
+    if ax is not None:
+        return ax.get_figure(), ax
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()

@@ -1,0 +1,138 @@
+"""Dense weights as images: each output unit's incoming weights drawn in the input's shape
+(user story 2: ten 28x28 class templates on one symmetric diverging scale)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from weightlapse.errors import WeightlapseError
+from weightlapse.run import Run
+from weightlapse.views.colors import (
+    DIVERGING,
+    colormap,
+    for_display,
+    nonfinite_note,
+    symmetric_limit,
+)
+
+
+def weight_images(
+    source: Run | np.ndarray,
+    name: str | None = None,
+    *,
+    step: int = -1,
+    image_shape: Sequence[int] | None = None,
+    input_axis: int | None = None,
+    unit_names: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cmap: str = DIVERGING,
+    fig: Figure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One panel per output unit, all on one colour scale symmetric around zero.
+
+    The input axis is read from the run's layout (Keras kernels are (in, out), PyTorch
+    weights (out, in)); the image shape from the recorded model input, else a square.
+    >>> weight_images(run, "dense/kernel", step=-1).savefig("templates.png")
+    >>> weight_images(np.random.randn(784, 10), image_shape=(28, 28))
+    """
+    meta: dict[str, Any] = {}
+    layout = ""
+    if isinstance(source, Run):
+        if name is None:
+            raise WeightlapseError("weight_images(run, name): name the tensor to draw.")
+        history = source[name]
+        weights = history.at(step)
+        step = history.snapshot_steps[-1] if step == -1 else step
+        meta, layout = source.meta, history.layout
+    else:
+        weights = np.asarray(source)
+    label = name or "weights"
+    if weights.ndim != 2:
+        raise WeightlapseError(
+            f"{label} has shape {weights.shape}; weight_images draws 2-D dense weights. "
+            "For conv kernels use a filter grid."
+        )
+    axis = _input_axis(weights.shape, layout, input_axis, image_shape, meta)
+    per_unit = weights if axis == 1 else weights.T  # (units, inputs)
+    shape = _image_shape(per_unit.shape[1], image_shape, meta, label)
+    n_units = per_unit.shape[0]
+    ncols = ncols or min(n_units, 5)
+    nrows = math.ceil(n_units / ncols)
+    fig = fig or Figure(figsize=(2.0 * ncols + 1.0, 2.1 * nrows + 0.8), layout="constrained")
+    limit = symmetric_limit(weights)
+    cmap_obj = colormap(cmap)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    image = None
+    for unit in range(nrows * ncols):
+        ax = axes.flat[unit]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if unit >= n_units:
+            ax.set_axis_off()
+            continue
+        picture = for_display(per_unit[unit].reshape(shape), limit)
+        image = ax.imshow(picture, cmap=cmap_obj, vmin=-limit, vmax=limit,
+                          interpolation="nearest")
+        ax.set_title(unit_names[unit] if unit_names else f"unit {unit}", fontsize="small")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    finite = weights[np.isfinite(weights)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
+    where = f" at step {step}" if isinstance(source, Run) else ""
+    fig.suptitle(
+        title or f"{label}{where}: min {lo:.3g}, max {hi:.3g}, scale ±{limit:.3g}"
+        f"{nonfinite_note(weights)}"
+    )
+    return fig
+
+
+def _input_axis(shape: tuple[int, ...], layout: str, input_axis: int | None,
+                image_shape: Sequence[int] | None, meta: dict[str, Any]) -> int:
+    if input_axis is not None:
+        return input_axis
+    if layout:
+        axes = layout.split(",")
+        if "in" in axes:
+            return axes.index("in")
+    wanted = _size(image_shape) or _size(meta.get("input_shape"))
+    if wanted:
+        for axis in (0, 1):
+            if shape[axis] == wanted:
+                return axis
+    return 0 if shape[0] >= shape[1] else 1
+
+
+def _image_shape(n_inputs: int, image_shape: Sequence[int] | None, meta: dict[str, Any],
+                 label: str) -> tuple[int, ...]:
+    candidates = [image_shape, meta.get("input_shape")]
+    for cand in candidates:
+        if cand and _size(cand) == n_inputs:
+            dims = tuple(int(d) for d in cand if int(d) != 1)
+            if len(dims) == 2:
+                return dims
+            if len(dims) == 3 and 3 in (dims[0], dims[-1]):
+                # RGB input: show the three channels side by side.
+                h, w = (dims[0], dims[1]) if dims[-1] == 3 else (dims[1], dims[2])
+                return (h, w * 3) if dims[-1] != 3 else (h, w * 3)
+    if image_shape:
+        raise WeightlapseError(
+            f"image_shape={tuple(image_shape)} holds {_size(image_shape)} values but each unit "
+            f"of {label} has {n_inputs} inputs; give a shape whose product is {n_inputs}."
+        )
+    side = math.isqrt(n_inputs)
+    if side * side == n_inputs:
+        return (side, side)
+    raise WeightlapseError(
+        f"Cannot guess the image shape of {label}'s {n_inputs} inputs (not a square, and the "
+        f"run has no input_shape). Pass image_shape=(height, width)."
+    )
+
+
+def _size(shape: Sequence[int] | None) -> int:
+    return int(np.prod([int(d) for d in shape])) if shape else 0
