@@ -16,6 +16,7 @@ import numpy as np
 
 from weightlapse.errors import StepNotRecordedError, UnknownTensorError, WeightlapseError
 from weightlapse.record.recorder import Recorder, RecordConfig
+from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import STAT_NAMES, NumpyOps
 from weightlapse.store import layout
 from weightlapse.store.reader import StoreReader
@@ -306,6 +307,23 @@ class Run:
         finally:
             if snapshot is not None:
                 recorder.config.snapshots = keep
+
+    def _configure(self, **options: Any) -> None:
+        """Changes what is recorded (the options of `create`) before recording starts."""
+        _, recorder = self._require_writer()
+        if recorder.writer.attrs["committed_steps"] or recorder._pending is not None:
+            raise WeightlapseError(
+                "This run has recorded steps already; pass recording options when creating "
+                "it (weightlapse.create(path, every=..., gradients=...))."
+            )
+        fields = vars(recorder.config)
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise WeightlapseError(
+                f"Unknown recording option(s) {unknown}; known: {sorted(fields)}."
+            )
+        recorder.config = RecordConfig(**{**fields, **options})
+        recorder.filter = NameFilter(recorder.config.include, recorder.config.exclude)
 
     def set_meta(self, **meta: Any) -> None:
         """Stores JSON-able facts about the run (framework, model summary, input shape)."""
