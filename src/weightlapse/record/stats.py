@@ -130,10 +130,12 @@ def summarize(
     centred = ops.where(finite, flat - ops.take(mean, seg), 0.0)
     sq_dev = ops.segment_sum(centred * centred, seg, n)
     sq = ops.segment_sum(x * x, seg, n)
-    lo_seg, hi_seg = ops.take(lo, seg), ops.take(hi, seg)
-    width = hi_seg - lo_seg
+    # Tensors with nothing finite have lo = +inf, hi = -inf: give them a harmless range.
+    any_finite = n_finite > 0
+    lo_seg = ops.take(ops.where(any_finite, lo, 0.0), seg)
+    width = ops.take(ops.where(any_finite, hi - lo, 0.0), seg)
     scale = ops.where(width > 0, bins / ops.where(width > 0, width, 1.0), 0.0)
-    bin_of = ops.bin_index(ops.where(finite, (flat - lo_seg) * scale, 0.0), bins)
+    bin_of = ops.bin_index((x - lo_seg) * scale, bins)
     counts = ops.segment_count(finite, seg * bins + bin_of, n * bins)
     probe_values = ops.take(flat, probe_index)
     host = ops.pack_to_host(

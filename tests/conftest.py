@@ -1,0 +1,39 @@
+"""Shared fixtures. Keras runs on the torch backend in this process (TensorFlow-backend
+tests start their own process), with its config kept out of the home folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+MNIST = SHARED_DATA / "mnist"
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not (MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"the shared MNIST test set is not at {MNIST}")
+    return MNIST
+
+
+def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 300,
+               check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a fresh interpreter (a Keras backend is fixed per process)."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from weightlapse.record.stats import STAT_NAMES, NumpyOps, Segments, choose_probes, summarize
+
+
+def reference(a: np.ndarray, bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics computed the obvious way, one tensor at a time."""
+    flat = a.reshape(-1).astype(np.float64)
+    fin = flat[np.isfinite(flat)]
+    n_nan = np.isnan(flat).sum()
+    n_inf = np.isinf(flat).sum()
+    zero_frac = (flat == 0).sum() / flat.size
+    if fin.size:
+        stats = [fin.min(), fin.max(), fin.mean(), fin.std(), np.sqrt((fin**2).sum()),
+                 np.abs(fin).mean(), zero_frac, n_nan, n_inf]
+        lo, hi = fin.min(), fin.max()
+        counts = np.histogram(fin, bins=bins, range=(lo, hi))[0] if hi > lo else \
+            np.r_[fin.size, np.zeros(bins - 1, int)]
+    else:
+        stats = [np.nan] * 6 + [zero_frac, n_nan, n_inf]
+        counts = np.zeros(bins, int)
+    return np.asarray(stats), counts
+
+
+def tensors() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    spiky = rng.normal(size=(20, 9)).astype(np.float32)
+    spiky[0, 0], spiky[1, 1], spiky[2, 2], spiky[3, 3] = np.nan, np.inf, -np.inf, 0.0
+    return [
+        rng.normal(size=(64, 33)).astype(np.float32),
+        rng.uniform(-1e-3, 1e-3, size=7).astype(np.float32),
+        spiky,
+        np.full(5, np.nan, np.float32),  # nothing finite
+        np.full((2, 3), 0.25, np.float32),  # constant: zero width
+        np.zeros(11, np.float32),
+    ]
+
+
+def summarize_numpy(arrays: list[np.ndarray], bins: int = 64):
+    segs = Segments.build([a.size for a in arrays],
+                          [choose_probes(a.size, 8, i) for i, a in enumerate(arrays)])
+    return segs, summarize(NumpyOps(), arrays, segs, (segs.segment_ids, segs.probe_index), bins)
+
+
+def test_numpy_summary_matches_one_tensor_at_a_time():
+    arrays = tensors()
+    _, summary = summarize_numpy(arrays)
+    for i, a in enumerate(arrays):
+        stats, counts = reference(a)
+        np.testing.assert_allclose(summary.stats[i], stats, rtol=2e-5, atol=1e-7,
+                                   err_msg=f"tensor {i}")
+        np.testing.assert_array_equal(summary.counts[i], counts, err_msg=f"tensor {i}")
+
+
+def test_nan_and_inf_are_counted_not_hidden():
+    _, summary = summarize_numpy(tensors())
+    row = dict(zip(STAT_NAMES, summary.stats[2]))
+    assert row["nan_count"] == 1 and row["inf_count"] == 2
+    assert np.isfinite(row["max"]) and np.isfinite(row["l2"])
+    assert summary.counts[2].sum() == 20 * 9 - 3  # every finite element, once
+    nothing = dict(zip(STAT_NAMES, summary.stats[3]))
+    assert nothing["nan_count"] == 5 and np.isnan(nothing["mean"])
+
+
+def test_probes_are_the_values_at_their_elements():
+    arrays = tensors()
+    segs, summary = summarize_numpy(arrays)
+    start = 0
+    for i, a in enumerate(arrays):
+        elements = choose_probes(a.size, 8, i)
+        got = summary.probes[start : start + len(elements)]
+        np.testing.assert_array_equal(got, a.reshape(-1)[elements].astype(np.float64))
+        start += len(elements)
+
+
+def test_probes_take_every_element_of_a_small_tensor_and_a_seeded_sample_of_a_big_one():
+    assert list(choose_probes(5, 32, 1)) == [0, 1, 2, 3, 4]
+    big = choose_probes(10_000, 32, 7)
+    assert len(big) == 32 and len(set(big)) == 32 and list(big) == sorted(big)
+    assert list(big) == list(choose_probes(10_000, 32, 7))
+
+
+def test_torch_ops_agree_with_numpy():
+    torch = pytest.importorskip("torch")
+    from weightlapse.integrations.torch import TorchOps
+
+    arrays = tensors()
+    segs, expected = summarize_numpy(arrays)
+    ops = TorchOps()
+    ts = [torch.from_numpy(a) for a in arrays]
+    got = summarize(ops, ts, segs, (ops.constant(segs.segment_ids, ts[0]),
+                                    ops.constant(segs.probe_index, ts[0])))
+    np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.counts, expected.counts)
+    np.testing.assert_array_equal(got.probes, expected.probes)
+
+
+def test_keras_ops_agree_with_numpy():
+    keras = pytest.importorskip("keras")
+    from weightlapse.integrations.keras import KerasOps
+
+    arrays = tensors()
+    segs, expected = summarize_numpy(arrays)
+    ops = KerasOps()
+    ts = [keras.ops.convert_to_tensor(a) for a in arrays]
+    got = summarize(ops, ts, segs, (ops.constant(segs.segment_ids, ts[0]),
+                                    ops.constant(segs.probe_index, ts[0])))
+    np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.counts, expected.counts)

@@ -1,0 +1,96 @@
+"""A second process reads while a run is written; kill -9 mid-write leaves a clean run."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+import weightlapse
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import weightlapse
+    run = weightlapse.create(sys.argv[1], flush_seconds=0.05, snapshots=5)
+    rng = np.random.default_rng(0)
+    step = 0
+    while True:
+        value = float(step)
+        # every element of every tensor equals the step: a torn step would show
+        run.log(step, {f"layer{i}/w": np.full((64, 32), value, np.float32) for i in range(8)},
+                loss=value)
+        step += 1
+        time.sleep(0.002)
+        if step == int(sys.argv[2]):
+            run.close()
+            break
+""")
+
+
+def start_writer(path, steps=10**9):
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(steps)],
+                            stderr=subprocess.PIPE)
+
+
+def wait_for_steps(path, n, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if len(weightlapse.open(path).steps) >= n:
+                return
+        except weightlapse.RunFormatError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the writer did not commit {n} steps in {timeout} s")
+
+
+def assert_consistent(run):
+    steps = run.steps
+    assert list(steps) == list(range(len(steps))), "steps are whole and in order"
+    np.testing.assert_array_equal(run.scalar("loss"), steps.astype(float))
+    for name in run.tensors:
+        stats = run[name].stats
+        np.testing.assert_array_equal(stats["mean"], steps.astype(float))
+        np.testing.assert_array_equal(stats["min"], stats["max"])
+        assert (run[name].histograms.counts.sum(axis=1) == 64 * 32).all()
+        for s in run[name].snapshot_steps:
+            assert (run[name].at(s) == s).all()
+
+
+def test_a_reader_in_another_process_never_sees_half_a_step(tmp_path):
+    path = tmp_path / "live"
+    writer = start_writer(path, steps=600)
+    try:
+        wait_for_steps(path, 1)
+        run = weightlapse.open(path)
+        seen = []
+        while writer.poll() is None or not seen or seen[-1] < 600:
+            run.refresh()
+            assert_consistent(run)
+            seen.append(len(run.steps))
+            if seen[-1] >= 600:
+                break
+        assert len(set(seen)) > 3, f"the reader should see the run grow, saw {sorted(set(seen))}"
+        assert seen == sorted(seen)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_kill_9_leaves_a_run_that_opens_with_every_flushed_step(tmp_path):
+    path = tmp_path / "killed"
+    writer = start_writer(path)
+    wait_for_steps(path, 50)
+    time.sleep(0.3)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    run = weightlapse.open(path)
+    assert len(run.steps) >= 50
+    assert_consistent(run)
+    # the interval lost is at most what was not flushed yet: 0.05 s of steps, plus a little
+    assert not run._attrs["closed"]

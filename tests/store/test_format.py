@@ -1,0 +1,162 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import weightlapse
+from weightlapse.errors import RunFormatError, WeightlapseError
+from weightlapse.record.stats import STAT_NAMES
+from weightlapse.store import layout
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_run(path, steps=30, snapshots=10):
+    rng = np.random.default_rng(0)
+    written = {}
+    with weightlapse.create(path, snapshots=snapshots, gradients=True, updates=True,
+                            flush_seconds=0.2) as run:
+        for step in range(steps):
+            params = {"dense": {"kernel": rng.normal(size=(12, 5)).astype(np.float32),
+                                "bias": rng.normal(size=5).astype(np.float32)}}
+            grads = {"dense/kernel": rng.normal(size=(12, 5)).astype(np.float32)}
+            run.log(step, params, grads=grads, epoch=step // 10, loss=1.0 / (step + 1),
+                    **({"val_accuracy": 0.5} if step % 10 == 9 else {}))
+            written[step] = params
+    return written
+
+
+def test_a_run_is_a_versioned_zarr_v3_group(tmp_path):
+    write_run(tmp_path / "r")
+    group = zarr.open_group(tmp_path / "r", mode="r")
+    assert group.metadata.zarr_format == 3
+    attrs = group.attrs["weightlapse"]
+    assert attrs["format_version"] == layout.FORMAT_VERSION
+    assert attrs["committed_steps"] == 30
+    assert attrs["stat_names"] == list(STAT_NAMES)
+    assert group["param/stats"].shape[1:] == (2, len(STAT_NAMES))
+    doc = (REPO / "docs" / "format.md").read_text()
+    assert f"format version {layout.FORMAT_VERSION}" in doc.lower()
+
+
+def test_what_is_logged_reads_back(tmp_path):
+    written = write_run(tmp_path / "r")
+    run = weightlapse.open(tmp_path / "r")
+    assert run.tensors == ["dense/kernel", "dense/bias"]
+    assert run.kinds == ["param", "grad", "update"]
+    assert list(run.steps) == list(range(30))
+    assert list(run.epochs[:11]) == [0] * 10 + [1]
+    np.testing.assert_allclose(run.scalar("loss"), 1.0 / (np.arange(30) + 1))
+    acc = run.scalar("val_accuracy")
+    assert np.isnan(acc[0]) and acc[9] == 0.5
+
+    kernel = run["dense/kernel"]
+    assert kernel.shape == (12, 5) and kernel.dtype == "float32"
+    for step in (0, 17, 29):
+        w = written[step]["dense"]["kernel"].astype(np.float64)
+        assert kernel.stats["l2"][step] == pytest.approx(np.linalg.norm(w), rel=1e-5)
+        assert kernel.stats["std"][step] == pytest.approx(w.std(), rel=1e-4)
+    hist = kernel.histograms
+    assert hist.counts.shape == (30, 64) and hist.edges.shape == (30, 65)
+    assert (hist.counts.sum(axis=1) == 60).all()
+    w = written[17]["dense"]["kernel"]
+    np.testing.assert_allclose(hist.edges[17], np.linspace(w.min(), w.max(), 65), rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_array_equal(hist.counts[17], np.histogram(w, 64, (w.min(), w.max()))[0])
+
+    assert kernel.snapshot_steps == [0, 10, 20]
+    np.testing.assert_array_equal(kernel.at(20), written[20]["dense"]["kernel"])
+    np.testing.assert_array_equal(kernel.at(-1), written[20]["dense"]["kernel"])
+
+    traj = run["dense/bias"].trajectory()
+    assert traj.elements == [(i,) for i in range(5)]
+    np.testing.assert_array_equal(traj.values[29], written[29]["dense"]["bias"])
+
+    # updates: the change since the previous logged step, and the ratio to the weight norm
+    upd = kernel.update.stats
+    d = written[5]["dense"]["kernel"].astype(np.float64) - written[4]["dense"]["kernel"]
+    assert upd["l2"][list(upd.steps).index(5)] == pytest.approx(np.linalg.norm(d), rel=1e-5)
+    ratio = kernel.update_ratio
+    assert ratio["l2"][list(ratio.steps).index(5)] == pytest.approx(
+        np.linalg.norm(d) / np.linalg.norm(written[5]["dense"]["kernel"]), rel=1e-5)
+    assert "dense/bias" not in [n for n in run._attrs["kinds"]["grad"]["tensors"]]
+
+
+def test_a_big_tensor_gets_a_seeded_sample_of_probes(tmp_path):
+    w = np.arange(100 * 50, dtype=np.float32).reshape(100, 50)
+    with weightlapse.create(tmp_path / "r", max_probes=16) as run:
+        run.log(0, {"w": w})
+        run.log(1, {"w": w + 1})
+    traj = weightlapse.open(tmp_path / "r")["w"].trajectory()
+    assert traj.values.shape == (2, 16)
+    for column, (i, j) in enumerate(traj.elements):
+        assert traj.values[0, column] == w[i, j] and traj.values[1, column] == w[i, j] + 1
+    assert weightlapse.open(tmp_path / "r")["w"].trajectory([traj.elements[3]]).values.shape \
+        == (2, 1)
+
+
+def test_nan_and_inf_weights_are_recorded_and_counted(tmp_path):
+    w = np.ones((4, 4), np.float32)
+    w[0, 0], w[1, 1], w[2, 2] = np.nan, np.inf, -np.inf
+    with weightlapse.create(tmp_path / "r", snapshots=1) as run:
+        run.log(0, {"w": w})
+        run.log(1, {"w": np.full((4, 4), np.nan, np.float32)})
+    h = weightlapse.open(tmp_path / "r")["w"]
+    assert list(h.stats["nan_count"]) == [1, 16] and list(h.stats["inf_count"]) == [2, 0]
+    assert h.stats["max"][0] == 1.0 and np.isnan(h.stats["max"][1])
+    np.testing.assert_array_equal(h.at(0), w)  # NaN and Inf kept in the snapshot
+
+
+def test_tensors_and_scalars_may_appear_later(tmp_path):
+    with weightlapse.create(tmp_path / "r") as run:
+        run.log(0, {"a": np.zeros(3)})
+        run.log(1, {"a": np.ones(3), "b": np.ones(2)}, loss=2.0)
+    run = weightlapse.open(tmp_path / "r")
+    assert run.tensors == ["a", "b"]
+    assert list(run["b"].stats.steps) == [1]
+    assert list(run["a"].stats.steps) == [0, 1]
+
+
+def test_nested_structures_are_flattened_to_path_names(tmp_path):
+    tree = {"encoder": [{"w": np.ones(2)}, {"w": np.ones(3)}], "head": np.ones(4)}
+    with weightlapse.create(tmp_path / "r") as run:
+        run.log(0, tree)
+    assert weightlapse.open(tmp_path / "r").tensors == ["encoder/0/w", "encoder/1/w", "head"]
+
+
+def test_creating_over_an_existing_run_is_refused_without_overwrite(tmp_path):
+    write_run(tmp_path / "r", steps=2)
+    with pytest.raises(RunFormatError, match="overwrite=True"):
+        weightlapse.create(tmp_path / "r")
+    weightlapse.create(tmp_path / "r", overwrite=True).close()
+    assert weightlapse.open(tmp_path / "r").tensors == []
+
+
+def test_a_newer_format_version_is_refused_with_advice(tmp_path):
+    write_run(tmp_path / "r", steps=2)
+    group = zarr.open_group(tmp_path / "r", mode="a")
+    attrs = dict(group.attrs["weightlapse"])
+    attrs["format_version"] = layout.FORMAT_VERSION + 1
+    group.attrs["weightlapse"] = attrs
+    with pytest.raises(RunFormatError, match="Upgrade weightlapse"):
+        weightlapse.open(tmp_path / "r")
+
+
+def test_non_numeric_input_is_a_clear_error_and_keeps_what_was_recorded(tmp_path):
+    with weightlapse.create(tmp_path / "r") as run:
+        run.log(0, {"w": np.ones(3)})
+        with pytest.raises(WeightlapseError, match="'w'.*records numbers"):
+            run.log(1, {"w": np.array(["a", "b"])})
+        run.log(2, {"w": np.ones(3)})
+    assert list(weightlapse.open(tmp_path / "r").steps) == [0, 2]
+
+
+def test_metadata_is_json(tmp_path):
+    with weightlapse.create(tmp_path / "r", meta={"note": "x"}) as run:
+        run.set_meta(input_shape=[28, 28])
+        run.log(0, {"w": np.ones(1)})
+    meta = weightlapse.open(tmp_path / "r").meta
+    assert meta == {"framework": "generic", "note": "x", "input_shape": [28, 28]}
+    json.dumps(meta)
