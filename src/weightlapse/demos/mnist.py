@@ -84,7 +84,7 @@ def _train_keras(run_path: Path, data: Digits, epochs: int, seed: int,
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((data.x_train.shape[1],)),
-                              keras.layers.Dense(10, activation="softmax")])
+                              keras.layers.Dense(10, activation="softmax", name="dense")])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     recorder = Recorder(run_path, snapshots="epoch")

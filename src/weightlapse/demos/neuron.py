@@ -73,7 +73,7 @@ def _train_keras(run_path: Path, seed: int) -> tuple[float, float, str, str]:
 
     x, y, x_test, y_test = make_data(seed)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="tanh")])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="tanh", name="dense")])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR), loss="mse")
     before = float(model.evaluate(x_test, y_test, verbose=0))
     recorder = Recorder(run_path, snapshots="epoch")

@@ -1,0 +1,41 @@
+import subprocess
+import sys
+
+import numpy as np
+from typer.testing import CliRunner
+
+import weightlapse
+from weightlapse.cli import app
+
+runner = CliRunner()
+
+
+def test_info_shows_tensors_steps_and_scalars(tmp_path):
+    with weightlapse.create(tmp_path / "r") as run:
+        for step in range(3):
+            run.log(step, {"conv/kernel": np.ones((3, 3, 1, 4)) * step}, loss=1.0)
+    result = runner.invoke(app, ["info", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "3 recorded steps (0..2)" in result.output
+    assert "conv/kernel" in result.output and "3x3x1x4" in result.output
+    assert "loss" in result.output
+
+
+def test_a_bad_path_is_one_clear_line_and_exit_code_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "weightlapse.cli", "info",
+                           str(tmp_path / "missing")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "No weightlapse run at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_neuron_prints_the_losses_and_writes_the_figure(tmp_path):
+    result = runner.invoke(app, ["demo", "neuron", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "test loss before training" in result.output
+    assert (tmp_path / "neuron-torch.png").stat().st_size > 10_000
+
+
+def test_an_unknown_framework_is_refused_with_the_choices(tmp_path):
+    result = runner.invoke(app, ["demo", "mnist", "--framework", "caffe", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "choose one of torch, keras" in result.output
