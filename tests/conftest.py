@@ -28,12 +28,14 @@ def mnist_dir() -> Path:
     return MNIST
 
 
-def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 300,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Runs `code` in a fresh interpreter (a Keras backend is fixed per process)."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc

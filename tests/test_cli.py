@@ -22,8 +22,11 @@ def test_info_shows_tensors_steps_and_scalars(tmp_path):
 
 
 def test_a_bad_path_is_one_clear_line_and_exit_code_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "weightlapse.cli", "info",
-                           str(tmp_path / "missing")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlapse.cli", "info", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "No weightlapse run at" in proc.stderr and "Traceback" not in proc.stderr
 

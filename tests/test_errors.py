@@ -7,8 +7,15 @@ import weightlapse
 @pytest.fixture
 def run(tmp_path):
     with weightlapse.create(tmp_path / "r", snapshots=None) as r:
-        r.log(0, {"conv1/kernel": np.ones((3, 3)), "conv1/bias": np.ones(3),
-                  "dense/kernel": np.ones((4, 2))}, loss=1.0)
+        r.log(
+            0,
+            {
+                "conv1/kernel": np.ones((3, 3)),
+                "conv1/bias": np.ones(3),
+                "dense/kernel": np.ones((4, 2)),
+            },
+            loss=1.0,
+        )
     return weightlapse.open(tmp_path / "r")
 
 

@@ -6,10 +6,12 @@ BLOCK = "import sys\nfor m in ('torch', 'keras', 'tensorflow', 'jax'):\n    sys.
 
 
 def test_import_needs_no_framework():
-    proc = run_python(BLOCK + "import weightlapse, numpy as np, tempfile\n"
-                      "p = tempfile.mkdtemp() + '/r'\n"
-                      "with weightlapse.create(p) as r: r.log(0, {'w': np.ones(2)})\n"
-                      "print(weightlapse.open(p).tensors)")
+    proc = run_python(
+        BLOCK + "import weightlapse, numpy as np, tempfile\n"
+        "p = tempfile.mkdtemp() + '/r'\n"
+        "with weightlapse.create(p) as r: r.log(0, {'w': np.ones(2)})\n"
+        "print(weightlapse.open(p).tensors)"
+    )
     assert proc.stdout.strip() == "['w']"
 
 

@@ -15,11 +15,11 @@ from rich.table import Table
 from weightlapse.errors import WeightlapseError
 
 app = typer.Typer(
-    help="weightlapse: watch a neural network learn.", no_args_is_help=True,
+    help="weightlapse: watch a neural network learn.",
+    no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-demo_app = typer.Typer(help="The user stories, as runnable demos (offline).",
-                       no_args_is_help=True)
+demo_app = typer.Typer(help="The user stories, as runnable demos (offline).", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 console = Console()
 err_console = Console(stderr=True)
@@ -41,23 +41,30 @@ def clean_errors(func: F) -> F:
 
 
 FrameworkOpt = typer.Option("torch", "--framework", "-f", help="torch or keras.")
-BackendOpt = typer.Option(None, "--keras-backend",
-                          help="Keras backend: torch, tensorflow or jax (default: torch).")
+BackendOpt = typer.Option(
+    None, "--keras-backend", help="Keras backend: torch, tensorflow or jax (default: torch)."
+)
 OutOpt = typer.Option(Path("weightlapse-demo"), "--out", "-o", help="Folder for runs and figures.")
 
 
 @demo_app.command("neuron")
 @clean_errors
-def demo_neuron(framework: str = FrameworkOpt, keras_backend: str | None = BackendOpt,
-                out: Path = OutOpt, seed: int = typer.Option(0, help="Random seed.")) -> None:
+def demo_neuron(
+    framework: str = FrameworkOpt,
+    keras_backend: str | None = BackendOpt,
+    out: Path = OutOpt,
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
     """Story 1: one tanh neuron; its two weights climb to 1.0 over the batches."""
     from weightlapse.demos.neuron import run_neuron
 
     with console.status(f"Training the neuron with {framework}..."):
         result = run_neuron(framework, out, seed=seed, keras_backend=keras_backend)
     console.print(f"test loss before training: {result.loss_before:.4g}")
-    console.print(f"test loss after 10 epochs: {result.loss_after:.4g} "
-                  f"({result.loss_before / result.loss_after:,.0f}x lower)")
+    console.print(
+        f"test loss after 10 epochs: {result.loss_after:.4g} "
+        f"({result.loss_before / result.loss_after:,.0f}x lower)"
+    )
     console.print(f"weights {result.weights.round(4).tolist()}, bias {result.bias:.4f}")
     console.print(f"run: {result.run_path}\nfigure: {result.figure_path}")
 
@@ -68,8 +75,11 @@ def demo_mnist(
     framework: str = FrameworkOpt,
     keras_backend: str | None = BackendOpt,
     data: Path | None = typer.Option(
-        None, "--data", help="MNIST folder (IDX files) or Keras mnist.npz; default: a cached "
-        "Keras download, else scikit-learn's 8x8 digits."),
+        None,
+        "--data",
+        help="MNIST folder (IDX files) or Keras mnist.npz; default: a cached "
+        "Keras download, else scikit-learn's 8x8 digits.",
+    ),
     epochs: int = typer.Option(10, help="Epochs to train."),
     out: Path = OutOpt,
     seed: int = typer.Option(0, help="Random seed."),
@@ -80,8 +90,15 @@ def demo_mnist(
     def report(epoch: int, seconds: float, accuracy: float) -> None:
         console.print(f"epoch {epoch:2d}: {seconds:6.2f} s, validation accuracy {accuracy:.4f}")
 
-    result = run_mnist(framework, out, data=data, epochs=epochs, seed=seed,
-                       keras_backend=keras_backend, report=report)
+    result = run_mnist(
+        framework,
+        out,
+        data=data,
+        epochs=epochs,
+        seed=seed,
+        keras_backend=keras_backend,
+        report=report,
+    )
     console.print(f"data: {result.source}")
     for epoch, (lo, hi) in result.weight_range.items():
         console.print(f"weights after epoch {epoch}: min {lo:.4f}, max {hi:.4f}")
@@ -99,18 +116,27 @@ def info(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
     run = open_run(run_path)
     steps = run.steps
     meta = run.meta
-    console.print(f"[bold]{run_path}[/]  format v{run.format_version}, "
-                  f"framework {meta.get('framework', '?')}, kinds {', '.join(run.kinds) or '-'}")
+    console.print(
+        f"[bold]{run_path}[/]  format v{run.format_version}, "
+        f"framework {meta.get('framework', '?')}, kinds {', '.join(run.kinds) or '-'}"
+    )
     span = f"{int(steps[0])}..{int(steps[-1])}" if len(steps) else "none yet"
-    console.print(f"{len(steps)} recorded steps ({span}); scalars: "
-                  f"{', '.join(run.scalar_names) or 'none'}; size on disk {_size(run_path)}")
+    console.print(
+        f"{len(steps)} recorded steps ({span}); scalars: "
+        f"{', '.join(run.scalar_names) or 'none'}; size on disk {_size(run_path)}"
+    )
     table = Table("tensor", "shape", "dtype", "layer", "snapshots", "last L2")
     for name in run.tensors:
         history = run[name]
         l2 = history.stats["l2"]
-        table.add_row(name, "x".join(map(str, history.shape)) or "scalar", history.dtype,
-                      history.layer, str(len(history.snapshot_steps)),
-                      f"{l2[-1]:.4g}" if len(l2) else "-")
+        table.add_row(
+            name,
+            "x".join(map(str, history.shape)) or "scalar",
+            history.dtype,
+            history.layer,
+            str(len(history.snapshot_steps)),
+            f"{l2[-1]:.4g}" if len(l2) else "-",
+        )
     console.print(table)
 
 

@@ -1,8 +1,8 @@
 """Run: the face of the store. Create one to record, open one to read (also while it grows).
 
-    with weightlapse.create("runs/neuron") as run:
-        run.log(step, {"w": w, "b": b}, loss=loss)
-    weightlapse.open("runs/neuron")["w"].trajectory()
+with weightlapse.create("runs/neuron") as run:
+    run.log(step, {"w": w, "b": b}, loss=loss)
+weightlapse.open("runs/neuron")["w"].trajectory()
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import StepNotRecordedError, UnknownTensorError, WeightlapseError
-from weightlapse.record.recorder import Recorder, RecordConfig
+from weightlapse.record.recorder import RecordConfig, Recorder
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import STAT_NAMES, NumpyOps
 from weightlapse.store import layout
@@ -132,8 +132,8 @@ class TensorHistory:
             cols = [probed.index(e) for e in wanted]
             probed = wanted
         values = self.run._reader.rows(
-            layout.probes_path(self.kind), (slice(start + min(cols, default=0),
-                                                  start + max(cols, default=-1) + 1),)
+            layout.probes_path(self.kind),
+            (slice(start + min(cols, default=0), start + max(cols, default=-1) + 1),),
         )
         if values is None:
             values = np.zeros((0, len(cols)), dtype=np.float32)
@@ -182,8 +182,13 @@ class TensorHistory:
 class Run:
     """A recorded run. `weightlapse.create` gives one to write, `weightlapse.open` one to read."""
 
-    def __init__(self, path: str | Path, *, writer: StoreWriter | None = None,
-                 recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        writer: StoreWriter | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.path = path
         self._writer = writer
         self._recorder = recorder
@@ -302,8 +307,15 @@ class Run:
             keep = recorder.config.snapshots
             recorder.config.snapshots = _Always() if snapshot else _NeverSchedule()
         try:
-            recorder.record(int(step), params, _NUMPY, grads=grad_arrays, epoch=epoch,
-                            batch=batch, scalars=scalars)
+            recorder.record(
+                int(step),
+                params,
+                _NUMPY,
+                grads=grad_arrays,
+                epoch=epoch,
+                batch=batch,
+                scalars=scalars,
+            )
         finally:
             if snapshot is not None:
                 recorder.config.snapshots = keep
@@ -422,13 +434,22 @@ def create(
     ...     run.log(0, {"w": np.zeros(3)}, loss=1.0)
     """
     config = RecordConfig(
-        include=include, exclude=exclude, every=every, snapshots=snapshots,
-        snapshot_budget=snapshot_budget, gradients=gradients, updates=updates, bins=bins,
+        include=include,
+        exclude=exclude,
+        every=every,
+        snapshots=snapshots,
+        snapshot_budget=snapshot_budget,
+        gradients=gradients,
+        updates=updates,
+        bins=bins,
         max_probes=max_probes,
     )
     writer = StoreWriter(
-        path, meta={"framework": "generic", **(meta or {})}, bins=bins,
-        flush_seconds=flush_seconds, overwrite=overwrite,
+        path,
+        meta={"framework": "generic", **(meta or {})},
+        bins=bins,
+        flush_seconds=flush_seconds,
+        overwrite=overwrite,
     )
     return Run(path, writer=writer, recorder=Recorder(writer, config))
 

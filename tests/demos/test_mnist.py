@@ -16,17 +16,18 @@ def correlation_check(result, data) -> None:
     t = templates - templates.mean(axis=1, keepdims=True)
     m = means - means.mean(axis=1, keepdims=True)
     corr = (t / np.linalg.norm(t, axis=1, keepdims=True)) @ (
-        m / np.linalg.norm(m, axis=1, keepdims=True)).T
+        m / np.linalg.norm(m, axis=1, keepdims=True)
+    ).T
     assert (corr.argmax(axis=1) == np.arange(10)).all(), np.round(corr, 2)
 
 
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_story_2_reaches_its_accuracy_and_its_templates_look_like_digits(
-        framework, tmp_path, mnist_dir):
+    framework, tmp_path, mnist_dir
+):
     pytest.importorskip(framework)
     reports = []
-    result = run_mnist(framework, tmp_path, data=mnist_dir,
-                       report=lambda *r: reports.append(r))
+    result = run_mnist(framework, tmp_path, data=mnist_dir, report=lambda *r: reports.append(r))
     assert "split 8,000 / 2,000" in result.source
     assert result.val_accuracy[0] >= 0.85, result.val_accuracy
     assert result.val_accuracy[-1] >= 0.90, result.val_accuracy
@@ -36,11 +37,11 @@ def test_story_2_reaches_its_accuracy_and_its_templates_look_like_digits(
     lo1, hi1 = result.weight_range[1]
     lo10, hi10 = result.weight_range[10]
     assert lo10 < lo1 < 0 < hi1 < hi10  # the templates sharpen with training
-    assert len(result.figure_paths) == 2 and all(p.stat().st_size > 20_000
-                                                 for p in result.figure_paths)
+    assert len(result.figure_paths) == 2 and all(
+        p.stat().st_size > 20_000 for p in result.figure_paths
+    )
     run = weightlapse.open(result.run_path)
-    assert len(run["dense/kernel" if framework == "keras" else "dense.weight"]
-               .snapshot_steps) == 10
+    assert len(run["dense/kernel" if framework == "keras" else "dense.weight"].snapshot_steps) == 10
     correlation_check(result, load_digits(mnist_dir))
 
 

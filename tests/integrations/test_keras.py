@@ -63,8 +63,9 @@ def check(result: dict, backend: str) -> None:
 
 
 def run_script(backend: str, *extra: str) -> dict:
-    proc = run_python(f"MODE = {extra[-1] if extra else ''!r}\n" + SCRIPT,
-                      env={"KERAS_BACKEND": backend})
+    proc = run_python(
+        f"MODE = {extra[-1] if extra else ''!r}\n" + SCRIPT, env={"KERAS_BACKEND": backend}
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

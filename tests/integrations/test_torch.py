@@ -19,8 +19,10 @@ class Net(torch.nn.Module):
 
 def batches(n=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(5, 1, 8, 8, generator=g), torch.randint(0, 4, (5,), generator=g))
-            for _ in range(n)]
+    return [
+        (torch.randn(5, 1, 8, 8, generator=g), torch.randint(0, 4, (5,), generator=g))
+        for _ in range(n)
+    ]
 
 
 def test_watch_records_every_optimizer_step_with_no_other_change(tmp_path):
@@ -45,7 +47,8 @@ def test_watch_records_every_optimizer_step_with_no_other_change(tmp_path):
     for step, params in expected.items():
         np.testing.assert_array_equal(run["fc.weight"].at(step), params["fc.weight"].numpy())
         assert run["conv.weight"].stats["l2"][step] == pytest.approx(
-            float(params["conv.weight"].norm()), rel=1e-5)
+            float(params["conv.weight"].norm()), rel=1e-5
+        )
     assert np.isnan(run.scalar("loss")[0]) and np.isfinite(run.scalar("loss")[1:]).all()
 
 
@@ -78,7 +81,8 @@ def test_gradients_and_exact_updates(tmp_path):
         assert u["l2"][k] == pytest.approx(float((after[k] - before[k]).norm()), rel=1e-4)
     ratio = run["fc.weight"].update_ratio
     assert ratio["l2"][2] == pytest.approx(
-        float((after[2] - before[2]).norm() / after[2].norm()), rel=1e-4)
+        float((after[2] - before[2]).norm() / after[2].norm()), rel=1e-4
+    )
 
 
 def test_grad_scaler_gradients_are_the_true_unscaled_ones(tmp_path):
@@ -112,8 +116,9 @@ def test_watch_works_on_a_compiled_model(tmp_path):
     run = weightlapse.open(tmp_path / "r")
     assert run.tensors == ["conv.weight", "conv.bias", "fc.weight", "fc.bias"]
     assert list(run.steps) == [0, 1, 2]
-    assert run["fc.weight"].stats["l2"][-1] == pytest.approx(float(model.fc.weight.detach().norm()),
-                                                             rel=1e-5)
+    assert run["fc.weight"].stats["l2"][-1] == pytest.approx(
+        float(model.fc.weight.detach().norm()), rel=1e-5
+    )
     assert run.meta["model"]["class"] == "Net"
 
 

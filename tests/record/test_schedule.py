@@ -21,10 +21,17 @@ def test_per_epoch_only_at_epoch_ends():
     assert not PerEpoch().due(5) and PerEpoch().due(5, epoch_end=True)
 
 
-@pytest.mark.parametrize("value, expected", [
-    (3, Every(3)), ("every:7", Every(7)), ("epoch", PerEpoch()), ("log", LogSpaced()),
-    ("log:5", LogSpaced(5)), (None, Never()),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (3, Every(3)),
+        ("every:7", Every(7)),
+        ("epoch", PerEpoch()),
+        ("log", LogSpaced()),
+        ("log:5", LogSpaced(5)),
+        (None, Never()),
+    ],
+)
 def test_schedules_from_plain_values(value, expected):
     assert as_schedule(value) == expected
 
@@ -38,4 +45,6 @@ def test_a_bad_schedule_says_what_would_be_right(bad):
 def test_name_globs():
     f = NameFilter(include=["*kernel", "conv*"], exclude="*bias")
     assert f.select(["dense/kernel", "dense/bias", "conv1.weight", "conv1.bias"]) == [
-        "dense/kernel", "conv1.weight"]
+        "dense/kernel",
+        "conv1.weight",
+    ]

@@ -12,11 +12,23 @@ def reference(a: np.ndarray, bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
     n_inf = np.isinf(flat).sum()
     zero_frac = (flat == 0).sum() / flat.size
     if fin.size:
-        stats = [fin.min(), fin.max(), fin.mean(), fin.std(), np.sqrt((fin**2).sum()),
-                 np.abs(fin).mean(), zero_frac, n_nan, n_inf]
+        stats = [
+            fin.min(),
+            fin.max(),
+            fin.mean(),
+            fin.std(),
+            np.sqrt((fin**2).sum()),
+            np.abs(fin).mean(),
+            zero_frac,
+            n_nan,
+            n_inf,
+        ]
         lo, hi = fin.min(), fin.max()
-        counts = np.histogram(fin, bins=bins, range=(lo, hi))[0] if hi > lo else \
-            np.r_[fin.size, np.zeros(bins - 1, int)]
+        counts = (
+            np.histogram(fin, bins=bins, range=(lo, hi))[0]
+            if hi > lo
+            else np.r_[fin.size, np.zeros(bins - 1, int)]
+        )
     else:
         stats = [np.nan] * 6 + [zero_frac, n_nan, n_inf]
         counts = np.zeros(bins, int)
@@ -34,12 +46,14 @@ def tensors() -> list[np.ndarray]:
         np.full(5, np.nan, np.float32),  # nothing finite
         np.full((2, 3), 0.25, np.float32),  # constant: zero width
         np.zeros(11, np.float32),
+        np.array([1e20, -3e20, 1.0, 0.0], np.float32),  # finite, but squares overflow
     ]
 
 
 def summarize_numpy(arrays: list[np.ndarray], bins: int = 64):
-    segs = Segments.build([a.size for a in arrays],
-                          [choose_probes(a.size, 8, i) for i, a in enumerate(arrays)])
+    segs = Segments.build(
+        [a.size for a in arrays], [choose_probes(a.size, 8, i) for i, a in enumerate(arrays)]
+    )
     return segs, summarize(NumpyOps(), arrays, segs, (segs.segment_ids, segs.probe_index), bins)
 
 
@@ -48,8 +62,9 @@ def test_numpy_summary_matches_one_tensor_at_a_time():
     _, summary = summarize_numpy(arrays)
     for i, a in enumerate(arrays):
         stats, counts = reference(a)
-        np.testing.assert_allclose(summary.stats[i], stats, rtol=2e-5, atol=1e-7,
-                                   err_msg=f"tensor {i}")
+        np.testing.assert_allclose(
+            summary.stats[i], stats, rtol=2e-5, atol=1e-7, err_msg=f"tensor {i}"
+        )
         np.testing.assert_array_equal(summary.counts[i], counts, err_msg=f"tensor {i}")
 
 
@@ -89,8 +104,12 @@ def test_torch_ops_agree_with_numpy():
     segs, expected = summarize_numpy(arrays)
     ops = TorchOps()
     ts = [torch.from_numpy(a) for a in arrays]
-    got = summarize(ops, ts, segs, (ops.constant(segs.segment_ids, ts[0]),
-                                    ops.constant(segs.probe_index, ts[0])))
+    got = summarize(
+        ops,
+        ts,
+        segs,
+        (ops.constant(segs.segment_ids, ts[0]), ops.constant(segs.probe_index, ts[0])),
+    )
     np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
     np.testing.assert_array_equal(got.counts, expected.counts)
     np.testing.assert_array_equal(got.probes, expected.probes)
@@ -104,7 +123,25 @@ def test_keras_ops_agree_with_numpy():
     segs, expected = summarize_numpy(arrays)
     ops = KerasOps()
     ts = [keras.ops.convert_to_tensor(a) for a in arrays]
-    got = summarize(ops, ts, segs, (ops.constant(segs.segment_ids, ts[0]),
-                                    ops.constant(segs.probe_index, ts[0])))
+    got = summarize(
+        ops,
+        ts,
+        segs,
+        (ops.constant(segs.segment_ids, ts[0]), ops.constant(segs.probe_index, ts[0])),
+    )
     np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
     np.testing.assert_array_equal(got.counts, expected.counts)
+
+
+def test_host_summary_equals_the_segment_summary():
+    from weightlapse.record.stats import summarize_host
+
+    arrays = tensors()
+    segs, expected = summarize_numpy(arrays)
+    flat = np.concatenate([a.reshape(-1) for a in arrays])
+    got = summarize_host(flat, segs)
+    np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.counts, expected.counts)
+    np.testing.assert_array_equal(got.probes, expected.probes)
+    for i, a in enumerate(arrays):
+        np.testing.assert_array_equal(got.counts[i], reference(a)[1])

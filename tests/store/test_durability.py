@@ -32,8 +32,9 @@ WRITER = textwrap.dedent("""
 
 
 def start_writer(path, steps=10**9):
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(steps)],
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(steps)], stderr=subprocess.PIPE
+    )
 
 
 def wait_for_steps(path, n, timeout=60):

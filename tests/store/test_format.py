@@ -16,14 +16,25 @@ REPO = Path(__file__).resolve().parents[2]
 def write_run(path, steps=30, snapshots=10):
     rng = np.random.default_rng(0)
     written = {}
-    with weightlapse.create(path, snapshots=snapshots, gradients=True, updates=True,
-                            flush_seconds=0.2) as run:
+    with weightlapse.create(
+        path, snapshots=snapshots, gradients=True, updates=True, flush_seconds=0.2
+    ) as run:
         for step in range(steps):
-            params = {"dense": {"kernel": rng.normal(size=(12, 5)).astype(np.float32),
-                                "bias": rng.normal(size=5).astype(np.float32)}}
+            params = {
+                "dense": {
+                    "kernel": rng.normal(size=(12, 5)).astype(np.float32),
+                    "bias": rng.normal(size=5).astype(np.float32),
+                }
+            }
             grads = {"dense/kernel": rng.normal(size=(12, 5)).astype(np.float32)}
-            run.log(step, params, grads=grads, epoch=step // 10, loss=1.0 / (step + 1),
-                    **({"val_accuracy": 0.5} if step % 10 == 9 else {}))
+            run.log(
+                step,
+                params,
+                grads=grads,
+                epoch=step // 10,
+                loss=1.0 / (step + 1),
+                **({"val_accuracy": 0.5} if step % 10 == 9 else {}),
+            )
             written[step] = params
     return written
 
@@ -62,8 +73,9 @@ def test_what_is_logged_reads_back(tmp_path):
     assert hist.counts.shape == (30, 64) and hist.edges.shape == (30, 65)
     assert (hist.counts.sum(axis=1) == 60).all()
     w = written[17]["dense"]["kernel"]
-    np.testing.assert_allclose(hist.edges[17], np.linspace(w.min(), w.max(), 65), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        hist.edges[17], np.linspace(w.min(), w.max(), 65), rtol=1e-6, atol=1e-6
+    )
     np.testing.assert_array_equal(hist.counts[17], np.histogram(w, 64, (w.min(), w.max()))[0])
 
     assert kernel.snapshot_steps == [0, 10, 20]
@@ -80,7 +92,8 @@ def test_what_is_logged_reads_back(tmp_path):
     assert upd["l2"][list(upd.steps).index(5)] == pytest.approx(np.linalg.norm(d), rel=1e-5)
     ratio = kernel.update_ratio
     assert ratio["l2"][list(ratio.steps).index(5)] == pytest.approx(
-        np.linalg.norm(d) / np.linalg.norm(written[5]["dense"]["kernel"]), rel=1e-5)
+        np.linalg.norm(d) / np.linalg.norm(written[5]["dense"]["kernel"]), rel=1e-5
+    )
     assert "dense/bias" not in [n for n in run._attrs["kinds"]["grad"]["tensors"]]
 
 
@@ -93,8 +106,10 @@ def test_a_big_tensor_gets_a_seeded_sample_of_probes(tmp_path):
     assert traj.values.shape == (2, 16)
     for column, (i, j) in enumerate(traj.elements):
         assert traj.values[0, column] == w[i, j] and traj.values[1, column] == w[i, j] + 1
-    assert weightlapse.open(tmp_path / "r")["w"].trajectory([traj.elements[3]]).values.shape \
-        == (2, 1)
+    assert weightlapse.open(tmp_path / "r")["w"].trajectory([traj.elements[3]]).values.shape == (
+        2,
+        1,
+    )
 
 
 def test_nan_and_inf_weights_are_recorded_and_counted(tmp_path):

@@ -33,8 +33,7 @@ def test_trajectories_draw_the_recorded_probe_values(dense_run):
     assert len(lines) == 3
     for column, line in enumerate(lines):
         np.testing.assert_array_equal(line.get_xdata(), np.arange(11))
-        np.testing.assert_array_equal(line.get_ydata(),
-                                      [kernels[s][0, column] for s in range(11)])
+        np.testing.assert_array_equal(line.get_ydata(), [kernels[s][0, column] for s in range(11)])
     assert "3 element(s) over 11 steps" in fig.axes[0].get_title()
 
 

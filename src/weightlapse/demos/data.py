@@ -54,20 +54,43 @@ def load_mnist_folder(folder: Path, seed: int = 0) -> Digits:
     if folder.is_file() and folder.suffix == ".npz":
         with np.load(folder, allow_pickle=False) as f:
             x_tr, y_tr, x_te, y_te = f["x_train"], f["y_train"], f["x_test"], f["y_test"]
-        return Digits(_flat(x_tr), y_tr.astype(np.int64), _flat(x_te), y_te.astype(np.int64),
-                      (28, 28), f"MNIST (Keras mnist.npz at {folder})")
-    test_x, test_y = _find(folder, "t10k-images-idx3-ubyte"), _find(folder, "t10k-labels-idx1-ubyte")
-    train_x, train_y = (_find(folder, "train-images-idx3-ubyte"),
-                        _find(folder, "train-labels-idx1-ubyte"))
+        return Digits(
+            _flat(x_tr),
+            y_tr.astype(np.int64),
+            _flat(x_te),
+            y_te.astype(np.int64),
+            (28, 28),
+            f"MNIST (Keras mnist.npz at {folder})",
+        )
+    test_x, test_y = (
+        _find(folder, "t10k-images-idx3-ubyte"),
+        _find(folder, "t10k-labels-idx1-ubyte"),
+    )
+    train_x, train_y = (
+        _find(folder, "train-images-idx3-ubyte"),
+        _find(folder, "train-labels-idx1-ubyte"),
+    )
     if train_x and train_y and test_x and test_y:
-        return Digits(_flat(read_idx(train_x)), read_idx(train_y).astype(np.int64),
-                      _flat(read_idx(test_x)), read_idx(test_y).astype(np.int64), (28, 28),
-                      f"MNIST (60,000 train / 10,000 test from {folder})")
+        return Digits(
+            _flat(read_idx(train_x)),
+            read_idx(train_y).astype(np.int64),
+            _flat(read_idx(test_x)),
+            read_idx(test_y).astype(np.int64),
+            (28, 28),
+            f"MNIST (60,000 train / 10,000 test from {folder})",
+        )
     if test_x and test_y:
-        x_tr, y_tr, x_va, y_va = _split(_flat(read_idx(test_x)),
-                                        read_idx(test_y).astype(np.int64), 8000, seed)
-        return Digits(x_tr, y_tr, x_va, y_va, (28, 28),
-                      f"MNIST test set (10,000 images from {folder}, split 8,000 / 2,000)")
+        x_tr, y_tr, x_va, y_va = _split(
+            _flat(read_idx(test_x)), read_idx(test_y).astype(np.int64), 8000, seed
+        )
+        return Digits(
+            x_tr,
+            y_tr,
+            x_va,
+            y_va,
+            (28, 28),
+            f"MNIST test set (10,000 images from {folder}, split 8,000 / 2,000)",
+        )
     raise WeightlapseError(
         f"No MNIST files in {folder}. Want t10k-images-idx3-ubyte[.gz] and "
         "t10k-labels-idx1-ubyte[.gz] (and optionally the train-* pair), or a Keras mnist.npz."
@@ -92,6 +115,11 @@ def load_digits(data: str | Path | None = None, seed: int = 0) -> Digits:
     bunch = sklearn_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     x_tr, y_tr, x_va, y_va = _split(x, bunch.target.astype(np.int64), 1437, seed)
-    return Digits(x_tr, y_tr, x_va, y_va, (8, 8),
-                  "scikit-learn's 8x8 digits (1,797 images, split 1,437 / 360); "
-                  "pass --data DIR for MNIST")
+    return Digits(
+        x_tr,
+        y_tr,
+        x_va,
+        y_va,
+        (8, 8),
+        "scikit-learn's 8x8 digits (1,797 images, split 1,437 / 360); pass --data DIR for MNIST",
+    )

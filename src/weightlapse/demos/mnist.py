@@ -42,8 +42,9 @@ class MnistResult:
         return weights if run[name].layout.startswith("out") else weights.T
 
 
-def _train_torch(run_path: Path, data: Digits, epochs: int, seed: int,
-                 report: EpochReport) -> tuple[list[float], list[float]]:
+def _train_torch(
+    run_path: Path, data: Digits, epochs: int, seed: int, report: EpochReport
+) -> tuple[list[float], list[float]]:
     import torch
 
     from weightlapse.integrations.torch import watch
@@ -76,17 +77,25 @@ def _train_torch(run_path: Path, data: Digits, epochs: int, seed: int,
     return accuracies, seconds
 
 
-def _train_keras(run_path: Path, data: Digits, epochs: int, seed: int,
-                 report: EpochReport) -> tuple[list[float], list[float]]:
+def _train_keras(
+    run_path: Path, data: Digits, epochs: int, seed: int, report: EpochReport
+) -> tuple[list[float], list[float]]:
     import keras
 
     from weightlapse.integrations.keras import Recorder
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((data.x_train.shape[1],)),
-                              keras.layers.Dense(10, activation="softmax", name="dense")])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((data.x_train.shape[1],)),
+            keras.layers.Dense(10, activation="softmax", name="dense"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=LR),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     recorder = Recorder(run_path, snapshots="epoch")
     recorder.run.set_meta(input_shape=list(data.image_shape))
 
@@ -95,9 +104,15 @@ def _train_keras(run_path: Path, data: Digits, epochs: int, seed: int,
             logs = logs or {}
             report(epoch + 1, float(recorder._epoch_seconds()), float(logs["val_accuracy"]))
 
-    history = model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=BATCH,
-                        validation_data=(data.x_val, data.y_val), verbose=0,
-                        callbacks=[recorder, Report()])
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=epochs,
+        batch_size=BATCH,
+        validation_data=(data.x_val, data.y_val),
+        verbose=0,
+        callbacks=[recorder, Report()],
+    )
     recorder.close()
     run = open_run(run_path)
     seconds = run.scalar("epoch_seconds")
@@ -106,10 +121,15 @@ def _train_keras(run_path: Path, data: Digits, epochs: int, seed: int,
     ]
 
 
-def run_mnist(framework: str = "torch", out_dir: str | Path = "weightlapse-demo",
-              data: str | Path | None = None, epochs: int = EPOCHS, seed: int = 0,
-              keras_backend: str | None = None,
-              report: EpochReport | None = None) -> MnistResult:
+def run_mnist(
+    framework: str = "torch",
+    out_dir: str | Path = "weightlapse-demo",
+    data: str | Path | None = None,
+    epochs: int = EPOCHS,
+    seed: int = 0,
+    keras_backend: str | None = None,
+    report: EpochReport | None = None,
+) -> MnistResult:
     """Trains the linear classifier, records it, and draws the class templates."""
     check_framework(framework, keras_backend)
     digits = load_digits(data, seed)

@@ -73,18 +73,31 @@ def _train_keras(run_path: Path, seed: int) -> tuple[float, float, str, str]:
 
     x, y, x_test, y_test = make_data(seed)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="tanh", name="dense")])
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(1, activation="tanh", name="dense")]
+    )
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=LR), loss="mse")
     before = float(model.evaluate(x_test, y_test, verbose=0))
     recorder = Recorder(run_path, snapshots="epoch")
-    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, validation_data=(x_test, y_test),
-              callbacks=[recorder], verbose=0)
+    model.fit(
+        x,
+        y,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        validation_data=(x_test, y_test),
+        callbacks=[recorder],
+        verbose=0,
+    )
     recorder.close()
     return before, float(model.evaluate(x_test, y_test, verbose=0)), "dense/kernel", "dense/bias"
 
 
-def run_neuron(framework: str = "torch", out_dir: str | Path = "weightlapse-demo",
-               seed: int = 0, keras_backend: str | None = None) -> NeuronResult:
+def run_neuron(
+    framework: str = "torch",
+    out_dir: str | Path = "weightlapse-demo",
+    seed: int = 0,
+    keras_backend: str | None = None,
+) -> NeuronResult:
     """Trains the neuron, records every batch, and writes the trajectory figure."""
     check_framework(framework, keras_backend)
     out = Path(out_dir)
@@ -104,5 +117,12 @@ def run_neuron(framework: str = "torch", out_dir: str | Path = "weightlapse-demo
     figure_path = out / f"neuron-{framework}.png"
     fig.savefig(figure_path, dpi=110)
     weights = run[kernel].at(-1).reshape(-1)
-    return NeuronResult(framework, before, after, weights, float(run[bias].at(-1).reshape(-1)[0]),
-                        run_path, figure_path)
+    return NeuronResult(
+        framework,
+        before,
+        after,
+        weights,
+        float(run[bias].at(-1).reshape(-1)[0]),
+        run_path,
+        figure_path,
+    )

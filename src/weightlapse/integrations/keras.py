@@ -85,6 +85,9 @@ class KerasOps:
         packed = k.concatenate([k.reshape(k.cast(p, "float32"), (-1,)) for p in parts])
         return np.asarray(k.convert_to_numpy(packed), dtype=np.float64)
 
+    def host_copy(self, arrays: Sequence[Any]) -> None:
+        return None  # chosen for device tensors: reduce them where they are
+
     def to_host(self, x: Any) -> np.ndarray:
         return np.array(self.k.convert_to_numpy(x), copy=True)
 
@@ -96,10 +99,10 @@ class KerasOps:
 
 
 def _tensor_names(model: keras.Model) -> dict[str, Any]:
-    """Variable paths without the model's own name: 'dense/kernel', not 'sequential/dense/kernel'."""
+    """Variable paths less the model's name: 'dense/kernel', not 'sequential/dense/kernel'."""
     variables = list(model.weights)
     prefix = f"{model.name}/"
-    names = [v.path[len(prefix):] if v.path.startswith(prefix) else v.path for v in variables]
+    names = [v.path[len(prefix) :] if v.path.startswith(prefix) else v.path for v in variables]
     if len(set(names)) != len(names):
         names = [v.path for v in variables]
     return dict(zip(names, variables))
@@ -114,8 +117,14 @@ class Recorder(keras.callbacks.Callback):
     >>> model.fit(x, y, callbacks=[weightlapse.keras.Recorder("runs/mlp", snapshots="epoch")])
     """
 
-    def __init__(self, run: Run | str | Path, *, per: str = "batch",
-                 device_stats: bool | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        run: Run | str | Path,
+        *,
+        per: str = "batch",
+        device_stats: bool | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__()
         if per not in ("batch", "epoch"):
             raise WeightlapseError(f"per={per!r}: record per 'batch' or per 'epoch'.")
@@ -200,8 +209,14 @@ class Recorder(keras.callbacks.Callback):
             return {n: s.numpy() for n, s in self._grad_slots.items()}
         return {n: s.value for n, s in self._grad_slots.items()}
 
-    def _record(self, *, batch: int = -1, scalars: dict[str, Any] | None = None,
-                epoch_end: bool = False, force: bool = False) -> None:
+    def _record(
+        self,
+        *,
+        batch: int = -1,
+        scalars: dict[str, Any] | None = None,
+        epoch_end: bool = False,
+        force: bool = False,
+    ) -> None:
         core = self.core
         if not (force or core.due(self.global_step, epoch_end)):
             if scalars:
@@ -213,11 +228,29 @@ class Recorder(keras.callbacks.Callback):
             import torch
 
             with torch.no_grad():
-                core.record(self.global_step, weights, self._ops, grads=grads, epoch=self.epoch,
-                            batch=batch, scalars=scalars, epoch_end=epoch_end, force=force)
+                core.record(
+                    self.global_step,
+                    weights,
+                    self._ops,
+                    grads=grads,
+                    epoch=self.epoch,
+                    batch=batch,
+                    scalars=scalars,
+                    epoch_end=epoch_end,
+                    force=force,
+                )
         else:
-            core.record(self.global_step, weights, self._ops, grads=grads, epoch=self.epoch,
-                        batch=batch, scalars=scalars, epoch_end=epoch_end, force=force)
+            core.record(
+                self.global_step,
+                weights,
+                self._ops,
+                grads=grads,
+                epoch=self.epoch,
+                batch=batch,
+                scalars=scalars,
+                epoch_end=epoch_end,
+                force=force,
+            )
 
     def _describe(self) -> None:
         layers = []
@@ -228,18 +261,27 @@ class Recorder(keras.callbacks.Callback):
             for name in own:
                 var = self._variables[name]
                 short = name.rsplit("/", 1)[-1]
-                tensor_layout = _LAYOUTS.get(type(layer).__name__, "") if short == "kernel" \
+                tensor_layout = (
+                    _LAYOUTS.get(type(layer).__name__, "")
+                    if short == "kernel"
                     else ("out" if short == "bias" else "")
+                )
                 self.core.infos[name] = TensorInfo(
-                    name, tuple(int(d) for d in var.shape), str(var.dtype), layer=layer.name,
+                    name,
+                    tuple(int(d) for d in var.shape),
+                    str(var.dtype),
+                    layer=layer.name,
                     layout=tensor_layout,
                 )
         meta: dict[str, Any] = {
             "framework": "keras",
             "keras_backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "model": {"class": type(self.model).__name__, "name": self.model.name,
-                      "layers": layers},
+            "model": {
+                "class": type(self.model).__name__,
+                "name": self.model.name,
+                "layers": layers,
+            },
         }
         try:
             shape = self.model.input_shape
@@ -262,9 +304,11 @@ class Recorder(keras.callbacks.Callback):
         inner = getattr(optimizer, "inner_optimizer", optimizer)  # past loss scaling
         by_path = {v.path: n for n, v in self._variables.items()}
         slots = {
-            n: keras.Variable(np.zeros(v.shape, dtype="float32"), trainable=False,
-                              name=f"weightlapse_grad_{i}")
-            for i, (n, v) in enumerate(self._variables.items()) if v.trainable
+            n: keras.Variable(
+                np.zeros(v.shape, dtype="float32"), trainable=False, name=f"weightlapse_grad_{i}"
+            )
+            for i, (n, v) in enumerate(self._variables.items())
+            if v.trainable
         }
         self._grad_slots = slots
         original_apply = inner.apply

@@ -24,7 +24,8 @@ class TorchOps:
     """`ArrayOps` over torch tensors, on whatever device they live."""
 
     def flatten_concat(self, arrays: Sequence[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([a.detach().reshape(-1).to(torch.float32) for a in arrays])
+        flat = [a.detach().reshape(-1) for a in arrays]
+        return torch.cat([f if f.dtype == torch.float32 else f.float() for f in flat])
 
     def constant(self, values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(values, device=like.device)
@@ -63,6 +64,11 @@ class TorchOps:
     def pack_to_host(self, parts: Sequence[torch.Tensor]) -> np.ndarray:
         packed = torch.cat([p.reshape(-1).to(torch.float64) for p in parts])
         return packed.cpu().numpy()  # the one device-to-host copy of a step
+
+    def host_copy(self, arrays: Sequence[torch.Tensor]) -> np.ndarray | None:
+        if any(a.device.type != "cpu" for a in arrays):
+            return None
+        return self.flatten_concat(arrays).numpy()  # cat copies: the step may go on
 
     def to_host(self, x: torch.Tensor) -> np.ndarray:
         x = x.detach()
@@ -111,10 +117,18 @@ def describe_model(model: torch.nn.Module) -> tuple[dict[str, TensorInfo], list[
         layers.append({"name": layer, "type": kind, "tensors": []})
         for pname, p in own:
             full = f"{layer}.{pname}" if layer else pname
-            tensor_layout = _LAYOUTS.get(kind, "") if pname == "weight" else (
-                "out" if pname == "bias" and p.ndim == 1 else "")
-            infos[full] = TensorInfo(full, tuple(p.shape), str(p.dtype).replace("torch.", ""),
-                                     layer=layer, layout=tensor_layout)
+            tensor_layout = (
+                _LAYOUTS.get(kind, "")
+                if pname == "weight"
+                else ("out" if pname == "bias" and p.ndim == 1 else "")
+            )
+            infos[full] = TensorInfo(
+                full,
+                tuple(p.shape),
+                str(p.dtype).replace("torch.", ""),
+                layer=layer,
+                layout=tensor_layout,
+            )
             layers[-1]["tensors"].append(full)
     return infos, layers
 
@@ -126,8 +140,9 @@ class TorchWatcher:
     gradients that update used (unscaled when a GradScaler is in use) and the update.
     """
 
-    def __init__(self, model: torch.nn.Module, run: Run,
-                 optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, run: Run, optimizer: torch.optim.Optimizer | None = None
+    ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise WeightlapseError(
                 f"watch() needs a torch.nn.Module, got {type(model).__name__}. For other "
@@ -138,13 +153,16 @@ class TorchWatcher:
         self.recorder: Recorder = run._require_writer()[1]
         self.global_step = 0
         self.epoch = 0
-        self._grads: dict[str, torch.Tensor] = {}
+        self._grads: Any = None
         self._handles: list[Any] = []
         infos, layers = describe_model(model)
         self.recorder.infos.update(infos)
         self._params = {clean_name(n): p for n, p in model.named_parameters()}
-        run.set_meta(framework="torch", torch_version=torch.__version__,
-                     model={"class": type(_unwrap(model)).__name__, "layers": layers})
+        run.set_meta(
+            framework="torch",
+            torch_version=torch.__version__,
+            model={"class": type(_unwrap(model)).__name__, "layers": layers},
+        )
         self._input_hook: Any = model.register_forward_pre_hook(self._capture_input_shape)
         if optimizer is not None:
             self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
@@ -164,14 +182,15 @@ class TorchWatcher:
         with torch.no_grad():
             self.recorder.before_step(step, self._params, OPS)
             if self.recorder.config.gradients:
-                # Copied now: some optimizers (maximize, weight decay) change .grad in place.
-                self._grads = {n: p.grad.detach().clone() for n, p in self._params.items()
-                               if p.grad is not None}
+                # Read now: some optimizers (maximize, weight decay) change .grad in place.
+                grads = {n: p.grad for n, p in self._params.items() if p.grad is not None}
+                if grads:
+                    self._grads = self.recorder.prepare_gradients(grads, OPS)
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.global_step += 1
         self._record(grads=self._grads)
-        self._grads = {}
+        self._grads = None
 
     # ---- the public face --------------------------------------------------------------
     def step(self, **scalars: Any) -> None:
@@ -201,21 +220,36 @@ class TorchWatcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _record(self, grads: dict[str, torch.Tensor] | None = None,
-                scalars: dict[str, Any] | None = None, epoch_end: bool = False,
-                force: bool = False) -> None:
+    def _record(
+        self,
+        grads: Any = None,
+        scalars: dict[str, Any] | None = None,
+        epoch_end: bool = False,
+        force: bool = False,
+    ) -> None:
         with torch.no_grad():
-            self.recorder.record(self.global_step, self._params, OPS, grads=grads,
-                                 epoch=self.epoch, scalars=scalars, epoch_end=epoch_end,
-                                 force=force)
+            self.recorder.record(
+                self.global_step,
+                self._params,
+                OPS,
+                grads=grads,
+                epoch=self.epoch,
+                scalars=scalars,
+                epoch_end=epoch_end,
+                force=force,
+            )
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def watch(model: torch.nn.Module, run: Run | str | Path,
-          optimizer: torch.optim.Optimizer | None = None, **options: Any) -> TorchWatcher:
+def watch(
+    model: torch.nn.Module,
+    run: Run | str | Path,
+    optimizer: torch.optim.Optimizer | None = None,
+    **options: Any,
+) -> TorchWatcher:
     """Records `model` into `run` (a Run, or a path for a new one) at every optimizer step.
 
     `options` are those of `weightlapse.create` (every=, snapshots=, gradients=, ...).

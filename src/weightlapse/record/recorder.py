@@ -13,8 +13,15 @@ import numpy as np
 
 from weightlapse.record.schedule import LogSpaced, Schedule, as_schedule
 from weightlapse.record.select import NameFilter
-from weightlapse.record.stats import DEFAULT_BINS, ArrayOps, Segments, choose_probes, summarize
-from weightlapse.store.writer import KindRows, StepRecord, StoreWriter, TensorInfo
+from weightlapse.record.stats import (
+    DEFAULT_BINS,
+    ArrayOps,
+    Segments,
+    choose_probes,
+    summarize,
+    summarize_host,
+)
+from weightlapse.store.writer import Deferred, KindRows, StepRecord, StoreWriter, TensorInfo
 
 
 @dataclass
@@ -93,7 +100,7 @@ class Recorder:
         params: Mapping[str, Any],
         ops: ArrayOps,
         *,
-        grads: Mapping[str, Any] | None = None,
+        grads: Mapping[str, Any] | KindRows | Deferred | None = None,
         epoch: int = -1,
         batch: int = -1,
         scalars: Mapping[str, Any] | None = None,
@@ -112,14 +119,19 @@ class Recorder:
             return True
         params = {n: t for n, t in params.items() if self.filter.keeps(n)}
         kinds: dict[str, Mapping[str, Any]] = {"param": params}
-        if cfg.gradients and grads:
+        prepared: dict[str, KindRows | Deferred] = {}
+        if cfg.gradients and isinstance(grads, (KindRows, Deferred)):
+            prepared["grad"] = grads
+        elif cfg.gradients and grads:
             kinds["grad"] = {n: g for n, g in grads.items() if n in params and g is not None}
         if cfg.updates:
             updates = self._updates(params)
             if updates:
                 kinds["update"] = updates
             # Without before_step(), an update is the change since the last recorded step.
-            self._before = {} if self._exact_updates else {n: ops.copy(t) for n, t in params.items()}
+            self._before = (
+                {} if self._exact_updates else {n: ops.copy(t) for n, t in params.items()}
+            )
         record = StepRecord(step=step, epoch=epoch, batch=batch, wall_time=time.time())
         record.scalars.update(self._stash)
         self._stash = {}
@@ -127,6 +139,7 @@ class Recorder:
         for kind, tensors in kinds.items():
             if tensors:
                 record.kinds[kind] = self._summarize(kind, tensors, ops)
+        record.kinds.update(prepared)
         if take_snapshot:
             self._add_snapshots(record, params, ops)
         self._submit_pending()
@@ -148,9 +161,14 @@ class Recorder:
             return {}
         return {n: t - self._before[n] for n, t in params.items() if n in self._before}
 
-    def _merge_into_pending(self, params: Mapping[str, Any], ops: ArrayOps,
-                            scalars: Mapping[str, Any] | None, take_snapshot: bool,
-                            epoch: int) -> None:
+    def _merge_into_pending(
+        self,
+        params: Mapping[str, Any],
+        ops: ArrayOps,
+        scalars: Mapping[str, Any] | None,
+        take_snapshot: bool,
+        epoch: int,
+    ) -> None:
         pending = self._pending
         assert pending is not None
         pending.scalars.update(scalars or {})
@@ -160,10 +178,29 @@ class Recorder:
             kept = {n: t for n, t in params.items() if self.filter.keeps(n)}
             self._add_snapshots(pending, kept, ops)
 
-    def _summarize(self, kind: str, tensors: Mapping[str, Any], ops: ArrayOps) -> KindRows:
+    def prepare_gradients(self, grads: Mapping[str, Any], ops: ArrayOps) -> KindRows | Deferred:
+        """Summarises gradients now, before an optimizer step may change them in place;
+        pass the result as `record(..., grads=...)`. Cheaper than copying them."""
+        kept = {n: g for n, g in grads.items() if g is not None and self.filter.keeps(n)}
+        return self._summarize("grad", kept, ops)
+
+    def _summarize(
+        self, kind: str, tensors: Mapping[str, Any], ops: ArrayOps
+    ) -> KindRows | Deferred:
+        """Host tensors: one copy now, statistics later on the writer thread. Device
+        tensors: reduced on their device now, one small copy back."""
         names = tuple(tensors)
         arrays = [tensors[n] for n in names]
         lay = self._layout(kind, names, arrays)
+        flat = ops.host_copy(arrays)
+        if flat is not None:
+            bins, rows, segments = self.config.bins, lay.rows, lay.segments
+
+            def compute() -> KindRows:
+                s = summarize_host(flat, segments, bins)
+                return KindRows(rows=rows, stats=s.stats, counts=s.counts, probes=s.probes)
+
+            return Deferred(flat.nbytes, compute)
         device = ops.device_of(arrays[0])
         consts = lay.on_device.get(device)
         if consts is None:

@@ -70,8 +70,6 @@ class Never(Schedule):
         return False
 
 
-
-
 def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -> Schedule:
     """Accepts a Schedule, an int (every N steps), 'epoch', 'log', 'every:N' or None (never)."""
     if isinstance(value, Schedule):

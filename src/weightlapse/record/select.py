@@ -26,11 +26,16 @@ class NameFilter:
     ) -> None:
         self.include = as_patterns(include) or ("*",)
         self.exclude = as_patterns(exclude)
+        self._cache: dict[str, bool] = {}
 
     def keeps(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.include) and not any(
-            fnmatch.fnmatchcase(name, p) for p in self.exclude
-        )
+        kept = self._cache.get(name)
+        if kept is None:  # asked at every step for the same names: match each once
+            kept = any(fnmatch.fnmatchcase(name, p) for p in self.include) and not any(
+                fnmatch.fnmatchcase(name, p) for p in self.exclude
+            )
+            self._cache[name] = kept
+        return kept
 
     def select(self, names: Iterable[str]) -> list[str]:
         return [n for n in names if self.keeps(n)]

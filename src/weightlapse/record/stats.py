@@ -14,17 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-STAT_NAMES: tuple[str, ...] = (
-    "min",
-    "max",
-    "mean",
-    "std",
-    "l2",
-    "mean_abs",
-    "zero_frac",
-    "nan_count",
-    "inf_count",
-)
+from weightlapse.store.layout import STAT_NAMES
+
 DEFAULT_BINS = 64
 
 
@@ -59,6 +50,10 @@ class ArrayOps(Protocol):
     def pack_to_host(self, parts: Sequence[Any]) -> np.ndarray:
         """Flatten and concatenate as float64, then copy to the host once."""
 
+    def host_copy(self, arrays: Sequence[Any]) -> np.ndarray | None:
+        """A float32 host copy of all arrays flattened, when they live on the host (else
+        None: their statistics are then computed on their device)."""
+
     def to_host(self, x: Any) -> np.ndarray:
         """One whole tensor on the host (for snapshots)."""
 
@@ -84,9 +79,7 @@ class Segments:
         offsets = np.concatenate([[0], np.cumsum(sizes_arr)[:-1]])
         segment_ids = np.repeat(np.arange(len(sizes_arr), dtype=np.int64), sizes_arr)
         flat_probes = [off + np.asarray(p, dtype=np.int64) for off, p in zip(offsets, probes)]
-        probe_index = (
-            np.concatenate(flat_probes) if flat_probes else np.zeros(0, dtype=np.int64)
-        )
+        probe_index = np.concatenate(flat_probes) if flat_probes else np.zeros(0, dtype=np.int64)
         counts = np.asarray([len(p) for p in probes], dtype=np.int64)
         return cls(sizes_arr, segment_ids, probe_index, counts)
 
@@ -126,10 +119,15 @@ def summarize(
     abs_total = ops.segment_sum(ops.where(x < 0, -x, x), seg, n)
     denom = ops.where(n_finite > 0, n_finite, 1) * 1.0
     mean = total / denom
+    # Squares are taken of x / max|x|: exploding weights (1e20) must not read as Inf.
+    big = ops.where(hi > -lo, hi, -lo)
+    scale_by = ops.where(n_finite > 0, ops.where(big > 0, big, 1.0), 1.0)
+    inverse = ops.take(1.0 / scale_by, seg)
+    xs = x * inverse
     # Two passes for the variance: one-pass sum-of-squares loses float32 precision.
-    centred = ops.where(finite, flat - ops.take(mean, seg), 0.0)
+    centred = ops.where(finite, (flat - ops.take(mean, seg)) * inverse, 0.0)
     sq_dev = ops.segment_sum(centred * centred, seg, n)
-    sq = ops.segment_sum(x * x, seg, n)
+    sq = ops.segment_sum(xs * xs, seg, n)
     # Tensors with nothing finite have lo = +inf, hi = -inf: give them a harmless range.
     any_finite = n_finite > 0
     lo_seg = ops.take(ops.where(any_finite, lo, 0.0), seg)
@@ -139,19 +137,19 @@ def summarize(
     counts = ops.segment_count(finite, seg * bins + bin_of, n * bins)
     probe_values = ops.take(flat, probe_index)
     host = ops.pack_to_host(
-        [lo, hi, mean, sq_dev / denom, sq, abs_total / denom, n_zero, n_nan, n_finite]
+        [lo, hi, mean, sq_dev / denom, sq, abs_total / denom, n_zero, n_nan, n_finite, scale_by]
         + [counts, probe_values]
     )
-    k = 9 * n
-    lo_h, hi_h, mean_h, var_h, sq_h, mabs_h, zero_h, nan_h, fin_h = host[:k].reshape(9, n)
+    k = 10 * n
+    lo_h, hi_h, mean_h, var_h, sq_h, mabs_h, zero_h, nan_h, fin_h, by_h = host[:k].reshape(10, n)
     sizes = segments.sizes.astype(np.float64)
     stats = np.stack(
         [
             lo_h,
             hi_h,
             mean_h,
-            np.sqrt(np.maximum(var_h, 0.0)),
-            np.sqrt(sq_h),
+            by_h * np.sqrt(np.maximum(var_h, 0.0)),
+            by_h * np.sqrt(sq_h),
             mabs_h,
             zero_h / np.maximum(sizes, 1.0),
             nan_h,
@@ -165,6 +163,59 @@ def summarize(
         counts=host[k : k + n * bins].reshape(n, bins).astype(np.int64),
         probes=host[k + n * bins :],
     )
+
+
+def summarize_host(flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BINS) -> Summary:
+    """The numbers `summarize` gives, from a float32 host copy, one tensor slice at a time.
+
+    On a CPU this is several times faster than segment reductions: contiguous slices
+    need no scatter, and a finite sum of squares proves a tensor has no NaN or Inf, so
+    the common case needs no masks. The recorder runs it on the writer thread.
+    """
+    n = len(segments.sizes)
+    stats = np.full((n, len(STAT_NAMES)), np.nan)
+    counts = np.zeros((n, bins), dtype=np.int64)
+    scratch = np.empty(int(segments.sizes.max(initial=0)), dtype=np.float32)
+    bin_dtype = np.uint8 if bins <= 256 else np.intp
+    start = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t, size in enumerate(segments.sizes.tolist()):
+            a = flat[start : start + size]
+            start += size
+            if size == 0:
+                continue
+            sq = float(np.dot(a, a))
+            n_nan = n_inf = 0
+            finite = a
+            work = scratch
+            if not np.isfinite(sq):  # NaN or Inf inside, or squares past float32: go float64
+                mask = np.isfinite(a)
+                n_nan = int(np.isnan(a).sum())
+                n_inf = size - n_nan - int(mask.sum())
+                finite = a[mask].astype(np.float64)
+                sq = float(np.dot(finite, finite))
+                work = np.empty(finite.size, dtype=np.float64)
+            m = finite.size
+            zero_frac = np.count_nonzero(a == 0) / size
+            stats[t, 6:] = (zero_frac, n_nan, n_inf)
+            if m == 0:
+                continue
+            lo, hi = float(finite.min()), float(finite.max())
+            mean = float(finite.sum(dtype=np.float64)) / m
+            work = work[:m]
+            np.subtract(finite, work.dtype.type(mean), out=work)
+            var = float(np.dot(work, work)) / m
+            mean_abs = float(np.abs(finite, out=work).sum(dtype=np.float64)) / m
+            stats[t, :6] = (lo, hi, mean, np.sqrt(var), np.sqrt(sq), mean_abs)
+            if hi > lo:
+                np.subtract(finite, work.dtype.type(lo), out=work)
+                np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
+                np.minimum(work, bins - 1, out=work)
+                counts[t] = np.bincount(work.astype(bin_dtype), minlength=bins)[:bins]
+            else:
+                counts[t, 0] = m
+    probes = flat[segments.probe_index].astype(np.float64)
+    return Summary(stats=stats, counts=counts, probes=probes)
 
 
 def histogram_edges(stats_row_min: float, stats_row_max: float, bins: int) -> np.ndarray:
@@ -224,6 +275,9 @@ class NumpyOps:
 
     def pack_to_host(self, parts: Sequence[Any]) -> np.ndarray:
         return np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1) for p in parts])
+
+    def host_copy(self, arrays: Sequence[Any]) -> np.ndarray:
+        return self.flatten_concat(arrays)
 
     def to_host(self, x: Any) -> np.ndarray:
         return np.asarray(x)

@@ -12,6 +12,17 @@ FORMAT_VERSION = 1
 ROOT_ATTR = "weightlapse"
 KINDS: tuple[str, ...] = ("param", "grad", "update")
 INDEX_COLUMNS: tuple[str, ...] = ("step", "epoch", "batch", "wall_time")
+STAT_NAMES: tuple[str, ...] = (
+    "min",
+    "max",
+    "mean",
+    "std",
+    "l2",
+    "mean_abs",
+    "zero_frac",
+    "nan_count",
+    "inf_count",
+)
 
 # Rows of per-step arrays are written a flush at a time; a chunk holds this many steps.
 CHUNK_STEPS = 256
@@ -47,8 +58,12 @@ def compressors() -> tuple[Any, ...]:
 
 
 def create_growing_array(
-    group: zarr.Group, path: str, inner_shape: tuple[int, ...], inner_chunks: tuple[int, ...],
-    dtype: Any, fill_value: Any,
+    group: zarr.Group,
+    path: str,
+    inner_shape: tuple[int, ...],
+    inner_chunks: tuple[int, ...],
+    dtype: Any,
+    fill_value: Any,
 ) -> zarr.Array:
     """An array whose first axis is steps, empty at first and grown at each flush."""
     return group.create_array(

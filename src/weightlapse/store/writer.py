@@ -9,10 +9,12 @@ when more than `max_pending_bytes` are queued.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import queue
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +22,8 @@ import numpy as np
 import zarr
 
 from weightlapse.errors import RecordingError, RunFormatError
-from weightlapse.record.stats import STAT_NAMES
 from weightlapse.store import layout
+from weightlapse.store.layout import STAT_NAMES
 
 
 @dataclass
@@ -35,18 +37,34 @@ class KindRows:
 
 
 @dataclass
+class Deferred:
+    """Kind rows to compute on the writer thread (host statistics, off the training step)."""
+
+    nbytes: int
+    compute: Callable[[], KindRows]
+
+
+@dataclass
 class StepRecord:
     step: int
     epoch: int = -1
     batch: int = -1
     wall_time: float = 0.0
     scalars: dict[str, float] = field(default_factory=dict)
-    kinds: dict[str, KindRows] = field(default_factory=dict)
+    kinds: dict[str, KindRows | Deferred] = field(default_factory=dict)
     snapshots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        n = sum(v.stats.nbytes + v.counts.nbytes + v.probes.nbytes for v in self.kinds.values())
+        n = sum(
+            v.nbytes if isinstance(v, Deferred) else v.stats.nbytes + v.counts.nbytes
+            for v in self.kinds.values()
+        )
         return n + sum(a.nbytes for a in self.snapshots.values())
+
+    def resolve(self) -> None:
+        for kind, rows in self.kinds.items():
+            if isinstance(rows, Deferred):
+                self.kinds[kind] = rows.compute()
 
 
 @dataclass
@@ -58,8 +76,12 @@ class TensorInfo:
     layout: str = ""  # axis meaning, e.g. "in,out" (Keras Dense) or "out,in,h,w" (torch Conv2d)
 
     def as_json(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype, "layer": self.layer,
-                "layout": self.layout}
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "layer": self.layer,
+            "layout": self.layout,
+        }
 
 
 _FLUSH = "flush"
@@ -108,6 +130,7 @@ class StoreWriter:
         }
         self._arrays: dict[str, zarr.Array] = {}
         self._buffer: list[StepRecord] = []
+        self._buffered_bytes = 0
         self._queue: queue.Queue[Any] = queue.Queue()
         self._pending = 0
         self._pending_cv = threading.Condition()
@@ -124,7 +147,8 @@ class StoreWriter:
         self._put(("meta", meta), 0)
 
     def submit(self, record: StepRecord) -> None:
-        self._put(("step", record), record.nbytes())
+        nbytes = record.nbytes()
+        self._put(("step", record, nbytes), nbytes)
 
     def flush(self) -> None:
         """Blocks until everything submitted so far is committed."""
@@ -165,6 +189,7 @@ class StoreWriter:
 
     # ---- the writer thread -------------------------------------------------------------
     def _loop(self) -> None:
+        lower_priority_of_this_thread()
         last_flush = time.monotonic()
         while True:
             timeout = max(0.0, self.flush_seconds - (time.monotonic() - last_flush))
@@ -176,7 +201,9 @@ class StoreWriter:
                 if item is not None:
                     op = item[0]
                     if op == "step":
+                        item[1].resolve()
                         self._buffer.append(item[1])
+                        self._buffered_bytes += item[2]
                     elif op == "register":
                         self._register(*item[1:])
                     elif op == "meta":
@@ -226,8 +253,9 @@ class StoreWriter:
         k["probe_elements"].append([int(i) for i in probe_elements])
         self.attrs["tensors"].setdefault(info.name, info.as_json())
 
-    def _array(self, path: str, inner: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
-               fill: Any) -> zarr.Array:
+    def _array(
+        self, path: str, inner: tuple[int, ...], chunks: tuple[int, ...], dtype: Any, fill: Any
+    ) -> zarr.Array:
         arr = self._arrays.get(path)
         if arr is None:
             arr = layout.create_growing_array(self.group, path, inner, chunks, dtype, fill)
@@ -250,7 +278,8 @@ class StoreWriter:
         self.attrs["committed_steps"] = start + len(buffered)
         self._commit_attrs()  # last: this is what makes the steps visible
         with self._pending_cv:
-            self._pending -= sum(r.nbytes() for r in buffered)
+            self._pending -= self._buffered_bytes
+            self._buffered_bytes = 0
             self._pending_cv.notify_all()
 
     def _write_steps(self, records: list[StepRecord], start: int) -> None:
@@ -258,8 +287,13 @@ class StoreWriter:
         index = np.array(
             [[r.step, r.epoch, r.batch, r.wall_time] for r in records], dtype=np.float64
         )
-        arr = self._array(layout.INDEX_PATH, (len(layout.INDEX_COLUMNS),),
-                          (len(layout.INDEX_COLUMNS),), np.float64, np.nan)
+        arr = self._array(
+            layout.INDEX_PATH,
+            (len(layout.INDEX_COLUMNS),),
+            (len(layout.INDEX_COLUMNS),),
+            np.float64,
+            np.nan,
+        )
         self._write_rows(arr, start, index)
 
         names: list[str] = self.attrs["scalars"]
@@ -273,8 +307,9 @@ class StoreWriter:
             for i, r in enumerate(records):
                 for key, value in r.scalars.items():
                     block[i, col[key]] = value
-            arr = self._array(layout.SCALARS_PATH, (0,), (layout.CHUNK_SCALARS,), np.float64,
-                              np.nan)
+            arr = self._array(
+                layout.SCALARS_PATH, (0,), (layout.CHUNK_SCALARS,), np.float64, np.nan
+            )
             self._write_rows(arr, start, block)
 
         n_stats = len(STAT_NAMES)
@@ -296,17 +331,34 @@ class StoreWriter:
                 )
                 probes[i, cols] = rows.probes
             self._write_rows(
-                self._array(layout.stats_path(kind), (0, n_stats),
-                            (layout.CHUNK_TENSORS_STATS, n_stats), np.float64, np.nan),
-                start, stats)
+                self._array(
+                    layout.stats_path(kind),
+                    (0, n_stats),
+                    (layout.CHUNK_TENSORS_STATS, n_stats),
+                    np.float64,
+                    np.nan,
+                ),
+                start,
+                stats,
+            )
             self._write_rows(
-                self._array(layout.hist_path(kind), (0, self.bins),
-                            (layout.CHUNK_TENSORS_HIST, self.bins), np.uint32, 0),
-                start, counts)
+                self._array(
+                    layout.hist_path(kind),
+                    (0, self.bins),
+                    (layout.CHUNK_TENSORS_HIST, self.bins),
+                    np.uint32,
+                    0,
+                ),
+                start,
+                counts,
+            )
             self._write_rows(
-                self._array(layout.probes_path(kind), (0,), (layout.CHUNK_PROBES,), np.float32,
-                            np.nan),
-                start, probes)
+                self._array(
+                    layout.probes_path(kind), (0,), (layout.CHUNK_PROBES,), np.float32, np.nan
+                ),
+                start,
+                probes,
+            )
 
     def _write_snapshots(self, records: list[StepRecord]) -> None:
         for r in records:
@@ -318,8 +370,12 @@ class StoreWriter:
                     number = len(spec)
                     path = layout.snapshot_path(kind, number)
                     self.group.create_array(
-                        path, shape=(0, *data.shape), chunks=(1, *data.shape), dtype=dtype,
-                        fill_value=np.nan, compressors=layout.compressors(),
+                        path,
+                        shape=(0, *data.shape),
+                        chunks=(1, *data.shape),
+                        dtype=dtype,
+                        fill_value=np.nan,
+                        compressors=layout.compressors(),
                     )
                     entry = spec[name] = {"array": path, "steps": []}
                 arr = self._arrays.get(entry["array"]) or self.group[entry["array"]]
@@ -332,6 +388,14 @@ class StoreWriter:
 
     def _commit_attrs(self) -> None:
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
+
+
+def lower_priority_of_this_thread() -> None:
+    """The writer yields the CPU to training: on Linux a thread has its own nice value."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 def iter_queue(q: queue.Queue[Any]) -> list[Any]:

@@ -77,8 +77,7 @@ def weight_images(
             ax.set_axis_off()
             continue
         picture = for_display(per_unit[unit].reshape(shape), limit)
-        image = ax.imshow(picture, cmap=cmap_obj, vmin=-limit, vmax=limit,
-                          interpolation="nearest")
+        image = ax.imshow(picture, cmap=cmap_obj, vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(unit_names[unit] if unit_names else f"unit {unit}", fontsize="small")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
@@ -86,14 +85,20 @@ def weight_images(
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
     where = f" at step {step}" if isinstance(source, Run) else ""
     fig.suptitle(
-        title or f"{label}{where}: min {lo:.3g}, max {hi:.3g}, scale ±{limit:.3g}"
+        title
+        or f"{label}{where}: min {lo:.3g}, max {hi:.3g}, scale ±{limit:.3g}"
         f"{nonfinite_note(weights)}"
     )
     return fig
 
 
-def _input_axis(shape: tuple[int, ...], layout: str, input_axis: int | None,
-                image_shape: Sequence[int] | None, meta: dict[str, Any]) -> int:
+def _input_axis(
+    shape: tuple[int, ...],
+    layout: str,
+    input_axis: int | None,
+    image_shape: Sequence[int] | None,
+    meta: dict[str, Any],
+) -> int:
     if input_axis is not None:
         return input_axis
     if layout:
@@ -108,8 +113,9 @@ def _input_axis(shape: tuple[int, ...], layout: str, input_axis: int | None,
     return 0 if shape[0] >= shape[1] else 1
 
 
-def _image_shape(n_inputs: int, image_shape: Sequence[int] | None, meta: dict[str, Any],
-                 label: str) -> tuple[int, ...]:
+def _image_shape(
+    n_inputs: int, image_shape: Sequence[int] | None, meta: dict[str, Any], label: str
+) -> tuple[int, ...]:
     candidates = [image_shape, meta.get("input_shape")]
     for cand in candidates:
         if cand and _size(cand) == n_inputs:
