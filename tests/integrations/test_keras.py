@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent("""
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     w0, b0 = np.array(model.weights[0]), np.array(model.weights[1])
     path = tempfile.mkdtemp() + "/run"
-    rec = weightlapse.keras.Recorder(path, gradients=True, updates=True, snapshots=1)
+    rec = weightlapse.keras.Recorder(path, gradients=True, updates=True, snapshots=1,
+                                     device_stats=MODE == "device-stats")
     model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[rec])
     rec.close()
     run = weightlapse.open(path)
@@ -75,9 +76,11 @@ def test_keras_recorder_on_the_torch_backend_needs_no_tensorflow():
     assert not result["tensorflow_loaded"]
 
 
-def test_keras_recorder_on_the_tensorflow_backend():
+@pytest.mark.parametrize("mode", ["host-stats", "device-stats"])
+def test_keras_recorder_on_the_tensorflow_backend(mode):
+    """device-stats: keras.ops reductions, the path taken for weights on a GPU."""
     pytest.importorskip("tensorflow")
-    check(run_script("tensorflow"), "tensorflow")
+    check(run_script("tensorflow", mode), "tensorflow")
 
 
 def test_per_epoch_recording_and_a_second_fit_goes_on_counting(tmp_path):

@@ -153,3 +153,40 @@ def test_nan_weights_in_training_are_recorded_not_a_crash(tmp_path):
 def test_watch_refuses_what_is_not_a_module(tmp_path):
     with pytest.raises(weightlapse.WeightlapseError, match="torch.nn.Module"):
         watch({"w": 1}, tmp_path / "r")
+
+
+def test_the_on_device_path_gives_the_same_numbers(tmp_path, monkeypatch):
+    """GPU tensors are reduced on their device; force that path on CPU and compare."""
+    from weightlapse.integrations.torch import TorchOps
+
+    def run_once(path):
+        torch.manual_seed(0)
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with watch(model, path, optimizer=opt, gradients=True, updates=True):
+            for x, y in batches(3):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+        return weightlapse.open(path)
+
+    host = run_once(tmp_path / "host")
+    monkeypatch.setattr(TorchOps, "host_copy", lambda self, arrays: None)
+    device = run_once(tmp_path / "device")
+    for name in host.tensors:
+        for kind in ("param", "grad", "update"):
+            a = getattr(host[name], kind) if kind != "param" else host[name]
+            b = getattr(device[name], kind) if kind != "param" else device[name]
+            np.testing.assert_allclose(a.stats.table, b.stats.table, rtol=1e-4, atol=1e-7)
+            np.testing.assert_array_equal(a.histograms.counts, b.histograms.counts)
+
+
+def test_snapshots_stop_at_the_budget_and_statistics_go_on(tmp_path):
+    model = torch.nn.Linear(10, 10)  # 110 float32 = 440 bytes a snapshot
+    with pytest.warns(RuntimeWarning, match="snapshot budget"):
+        with watch(model, tmp_path / "r", snapshots=1, snapshot_budget=1000) as rec:
+            for _ in range(5):
+                rec.step()
+    run = weightlapse.open(tmp_path / "r")
+    assert run["weight"].snapshot_steps == [0, 1]
+    assert list(run["weight"].stats.steps) == [0, 1, 2, 3, 4, 5]

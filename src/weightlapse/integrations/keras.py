@@ -57,7 +57,7 @@ class KerasOps:
         return self.k.segment_sum(values, segments, num_segments=n, sorted=False)
 
     def segment_count(self, mask: Any, segments: Any, n: int) -> Any:
-        return self.segment_sum(self.k.cast(mask, "float32"), segments, n)
+        return self.segment_sum(self.k.cast(mask, "int32"), segments, n)
 
     def segment_min(self, values: Any, segments: Any, n: int) -> Any:
         return -self.k.segment_max(-values, segments, num_segments=n, sorted=False)
@@ -74,6 +74,9 @@ class KerasOps:
     def isnan(self, x: Any) -> Any:
         return self.k.isnan(x)
 
+    def to_float(self, x: Any) -> Any:
+        return self.k.cast(x, "float32")
+
     def bin_index(self, x: Any, n_bins: int) -> Any:
         return self.k.cast(self.k.clip(self.k.floor(x), 0, n_bins - 1), "int32")
 
@@ -81,9 +84,21 @@ class KerasOps:
         return self.k.take(values, index, axis=0)
 
     def pack_to_host(self, parts: Sequence[Any]) -> np.ndarray:
+        # Two copies, floats and counts: float64 is not on every backend (JAX without
+        # x64), and float32 would round counts past 2**24.
         k = self.k
-        packed = k.concatenate([k.reshape(k.cast(p, "float32"), (-1,)) for p in parts])
-        return np.asarray(k.convert_to_numpy(packed), dtype=np.float64)
+        is_int = ["int" in str(p.dtype) for p in parts]
+        groups = {}
+        for want_int in (False, True):
+            chosen = [k.reshape(p, (-1,)) for p, i in zip(parts, is_int) if i == want_int]
+            if chosen:
+                groups[want_int] = iter(
+                    np.split(
+                        k.convert_to_numpy(k.concatenate(chosen)).astype(np.float64),
+                        np.cumsum([int(np.prod(c.shape)) for c in chosen])[:-1],
+                    )
+                )
+        return np.concatenate([next(groups[i]) for i in is_int])
 
     def host_copy(self, arrays: Sequence[Any]) -> None:
         return None  # chosen for device tensors: reduce them where they are

@@ -55,6 +55,9 @@ class TorchOps:
     def isnan(self, x: torch.Tensor) -> torch.Tensor:
         return torch.isnan(x)
 
+    def to_float(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32)
+
     def bin_index(self, x: torch.Tensor, n_bins: int) -> torch.Tensor:
         return x.floor().clamp_(0, n_bins - 1).to(torch.int64)
 

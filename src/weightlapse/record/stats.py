@@ -42,6 +42,9 @@ class ArrayOps(Protocol):
 
     def isnan(self, x: Any) -> Any: ...
 
+    def to_float(self, x: Any) -> Any:
+        """Counts as floats, for division."""
+
     def bin_index(self, x: Any, n_bins: int) -> Any:
         """floor(x) clipped to [0, n_bins - 1], as an integer array."""
 
@@ -117,7 +120,7 @@ def summarize(
     hi = ops.segment_max(ops.where(finite, flat, -np.inf), seg, n)
     total = ops.segment_sum(x, seg, n)
     abs_total = ops.segment_sum(ops.where(x < 0, -x, x), seg, n)
-    denom = ops.where(n_finite > 0, n_finite, 1) * 1.0
+    denom = ops.to_float(ops.where(n_finite > 0, n_finite, 1))
     mean = total / denom
     # Squares are taken of x / max|x|: exploding weights (1e20) must not read as Inf.
     big = ops.where(hi > -lo, hi, -lo)
@@ -266,6 +269,9 @@ class NumpyOps:
 
     def isnan(self, x: np.ndarray) -> np.ndarray:
         return np.isnan(x)
+
+    def to_float(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
 
     def bin_index(self, x: np.ndarray, n_bins: int) -> np.ndarray:
         return np.clip(np.floor(x), 0, n_bins - 1).astype(np.int64)
