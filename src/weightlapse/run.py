@@ -221,6 +221,15 @@ class Run:
         return list(self._attrs["kinds"].get("param", {}).get("tensors", []))
 
     @property
+    def activations(self) -> list[str]:
+        """Layers whose activations of the probe inputs were recorded."""
+        return list(self._attrs["kinds"].get("activation", {}).get("tensors", []))
+
+    def activation(self, layer: str) -> TensorHistory:
+        """A layer's recorded activations: `.at(step)` is (probe inputs, *layer output)."""
+        return TensorHistory(self, layer, "activation")
+
+    @property
     def kinds(self) -> list[str]:
         return list(self._attrs["kinds"])
 

@@ -7,6 +7,7 @@ device weights through `keras.ops`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import MissingDependencyError, WeightlapseError
+from weightlapse.errors import MissingDependencyError, UnknownTensorError, WeightlapseError
 from weightlapse.record.recorder import Recorder as RecorderCore
 from weightlapse.record.schedule import PerEpoch
 from weightlapse.record.stats import ArrayOps, NumpyOps
@@ -123,6 +124,36 @@ def _tensor_names(model: keras.Model) -> dict[str, Any]:
     return dict(zip(names, variables))
 
 
+def layer_outputs(model: keras.Model, inputs: Any, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    """The outputs of named layers for `inputs` (inference mode), on any backend.
+
+    >>> layer_outputs(model, x[:4], ["conv2d"])["conv2d"].shape  # (4, H, W, C)
+    """
+    names = [layer.name for layer in model.layers]
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise UnknownTensorError(unknown[0], names, what="layer")
+    try:
+        probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
+    except (AttributeError, ValueError) as exc:
+        raise WeightlapseError(
+            f"Cannot read the layers of this {type(model).__name__} ({exc}). Build the model "
+            "on a keras.Input (Sequential([keras.Input(shape), ...]) or the functional API)."
+        ) from None
+    outputs = probe(keras.ops.convert_to_tensor(np.asarray(inputs)), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return {n: np.asarray(keras.ops.convert_to_numpy(o)) for n, o in zip(layers, outputs)}
+
+
+def _no_grad(ops: ArrayOps) -> contextlib.AbstractContextManager:
+    """torch.no_grad() on the torch backend, nothing elsewhere."""
+    if "torch" in type(ops).__module__:
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
 class Recorder(keras.callbacks.Callback):
     """Records a Keras model while `fit` runs: per batch (every N) or per epoch.
 
@@ -138,9 +169,18 @@ class Recorder(keras.callbacks.Callback):
         *,
         per: str = "batch",
         device_stats: bool | None = None,
+        probe_inputs: Any = None,
+        activations: Sequence[str] = (),
         **options: Any,
     ) -> None:
         super().__init__()
+        if activations and probe_inputs is None:
+            raise WeightlapseError(
+                "activations=[...] needs probe_inputs=: a few fixed inputs whose "
+                "activations are recorded (for example x_val[:4])."
+            )
+        self.probe_inputs = probe_inputs
+        self.activation_layers = list(activations)
         if per not in ("batch", "epoch"):
             raise WeightlapseError(f"per={per!r}: record per 'batch' or per 'epoch'.")
         if per == "epoch":
@@ -239,22 +279,10 @@ class Recorder(keras.callbacks.Callback):
             return
         weights = self._weights()
         grads = self._grads() if self._grad_slots and self.global_step > 0 else None
-        if "torch" in type(self._ops).__module__:
-            import torch
-
-            with torch.no_grad():
-                core.record(
-                    self.global_step,
-                    weights,
-                    self._ops,
-                    grads=grads,
-                    epoch=self.epoch,
-                    batch=batch,
-                    scalars=scalars,
-                    epoch_end=epoch_end,
-                    force=force,
-                )
-        else:
+        activations = None
+        if self.activation_layers and core.config.snapshots.due(self.global_step, epoch_end):
+            activations = layer_outputs(self.model, self.probe_inputs, self.activation_layers)
+        with _no_grad(self._ops):
             core.record(
                 self.global_step,
                 weights,
@@ -265,6 +293,7 @@ class Recorder(keras.callbacks.Callback):
                 scalars=scalars,
                 epoch_end=epoch_end,
                 force=force,
+                activations=activations,
             )
 
     def _describe(self) -> None:

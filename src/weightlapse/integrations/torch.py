@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import MissingDependencyError, WeightlapseError
+from weightlapse.errors import MissingDependencyError, UnknownTensorError, WeightlapseError
 from weightlapse.record.recorder import Recorder
 from weightlapse.run import Run, create
 from weightlapse.store.writer import TensorInfo
@@ -136,6 +136,41 @@ def describe_model(model: torch.nn.Module) -> tuple[dict[str, TensorInfo], list[
     return infos, layers
 
 
+def layer_outputs(
+    model: torch.nn.Module, inputs: Any, layers: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The outputs of named layers for `inputs`, by forward hooks, in eval mode and
+    without gradients (BatchNorm statistics and dropout are left as they were).
+
+    >>> layer_outputs(model, x[:4], ["conv1", "fc1"])["conv1"].shape  # (4, C, H, W)
+    """
+    modules = {clean_name(n): m for n, m in model.named_modules() if n}
+    unknown = [name for name in layers if name not in modules]
+    if unknown:
+        raise UnknownTensorError(unknown[0], list(modules), what="layer")
+    captured: dict[str, np.ndarray] = {}
+
+    def keep(name: str) -> Any:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            captured[name] = out.detach().float().cpu().numpy()
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(name)) for name in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            device = next(model.parameters(), torch.zeros(0)).device
+            model(torch.as_tensor(inputs).to(device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return {name: captured[name] for name in layers}
+
+
 class TorchWatcher:
     """Records a torch model: at every optimizer step (hooked) or at each `step()` call.
 
@@ -144,7 +179,13 @@ class TorchWatcher:
     """
 
     def __init__(
-        self, model: torch.nn.Module, run: Run, optimizer: torch.optim.Optimizer | None = None
+        self,
+        model: torch.nn.Module,
+        run: Run,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        probe_inputs: Any = None,
+        activations: Sequence[str] = (),
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise WeightlapseError(
@@ -157,6 +198,13 @@ class TorchWatcher:
         self.global_step = 0
         self.epoch = 0
         self._grads: Any = None
+        self.probe_inputs = probe_inputs
+        self.activation_layers = list(activations)
+        if self.activation_layers and probe_inputs is None:
+            raise WeightlapseError(
+                "activations=[...] needs probe_inputs=: a few fixed inputs whose "
+                "activations are recorded (for example x_val[:4])."
+            )
         self._handles: list[Any] = []
         infos, layers = describe_model(model)
         self.recorder.infos.update(infos)
@@ -230,6 +278,10 @@ class TorchWatcher:
         epoch_end: bool = False,
         force: bool = False,
     ) -> None:
+        activations = None
+        due = self.recorder.config.snapshots.due(self.global_step, epoch_end)
+        if self.activation_layers and due:
+            activations = layer_outputs(self.model, self.probe_inputs, self.activation_layers)
         with torch.no_grad():
             self.recorder.record(
                 self.global_step,
@@ -240,6 +292,7 @@ class TorchWatcher:
                 scalars=scalars,
                 epoch_end=epoch_end,
                 force=force,
+                activations=activations,
             )
 
 
@@ -251,11 +304,16 @@ def watch(
     model: torch.nn.Module,
     run: Run | str | Path,
     optimizer: torch.optim.Optimizer | None = None,
+    *,
+    probe_inputs: Any = None,
+    activations: Sequence[str] = (),
     **options: Any,
 ) -> TorchWatcher:
     """Records `model` into `run` (a Run, or a path for a new one) at every optimizer step.
 
     `options` are those of `weightlapse.create` (every=, snapshots=, gradients=, ...).
+    `activations` names layers whose outputs for `probe_inputs` are kept at every
+    snapshot step.
     >>> rec = weightlapse.torch.watch(model, "runs/mlp", optimizer=opt, gradients=True)
     >>> ...train as usual...; rec.close()
     """
@@ -263,4 +321,4 @@ def watch(
         run = create(run, **options)
     elif options:
         run._configure(**options)
-    return TorchWatcher(model, run, optimizer)
+    return TorchWatcher(model, run, optimizer, probe_inputs=probe_inputs, activations=activations)

@@ -16,12 +16,15 @@ from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import (
     DEFAULT_BINS,
     ArrayOps,
+    NumpyOps,
     Segments,
     choose_probes,
     summarize,
     summarize_host,
 )
 from weightlapse.store.writer import Deferred, KindRows, StepRecord, StoreWriter, TensorInfo
+
+_HOST = NumpyOps()
 
 
 @dataclass
@@ -106,8 +109,13 @@ class Recorder:
         scalars: Mapping[str, Any] | None = None,
         epoch_end: bool = False,
         force: bool = False,
+        activations: Mapping[str, np.ndarray] | None = None,
     ) -> bool:
-        """Records `step` if a schedule says so (or `force`); True when it did."""
+        """Records `step` if a schedule says so (or `force`); True when it did.
+
+        `activations` (layer name -> host array for the probe inputs) are kept whole, as
+        snapshots of kind 'activation', with their statistics.
+        """
         cfg = self.config
         take_snapshot = cfg.snapshots.due(step, epoch_end) and self._within_budget(params)
         if not (force or take_snapshot or cfg.every.due(step, epoch_end)):
@@ -116,6 +124,8 @@ class Recorder:
             return False
         if self._pending is not None and self._pending.step == step:
             self._merge_into_pending(params, ops, scalars, take_snapshot, epoch)
+            if activations and "activation" not in self._pending.kinds:
+                self._add_activations(self._pending, activations)
             return True
         params = {n: t for n, t in params.items() if self.filter.keeps(n)}
         kinds: dict[str, Mapping[str, Any]] = {"param": params}
@@ -142,6 +152,8 @@ class Recorder:
         record.kinds.update(prepared)
         if take_snapshot:
             self._add_snapshots(record, params, ops)
+        if activations:
+            self._add_activations(record, activations)
         self._submit_pending()
         self._pending = record
         return True
@@ -256,6 +268,11 @@ class Recorder:
             )
             self._budget_warned = True
         return False
+
+    def _add_activations(self, record: StepRecord, activations: Mapping[str, np.ndarray]) -> None:
+        record.kinds["activation"] = self._summarize("activation", activations, _HOST)
+        for name, values in activations.items():
+            record.snapshots[("activation", name)] = np.asarray(values)
 
     def _add_snapshots(self, record: StepRecord, params: Mapping[str, Any], ops: ArrayOps) -> None:
         for name, tensor in params.items():

@@ -10,6 +10,7 @@ from matplotlib.colors import Colormap
 NAN_COLOR = "#00b400"  # green: absent from seismic and viridis
 POSINF_COLOR = "#ff00ff"  # magenta
 NEGINF_COLOR = "#00e5ff"  # cyan
+NOT_RECORDED_COLOR = "#e6e6e6"  # light grey: no data at that step (not a NaN)
 DIVERGING = "seismic"
 SEQUENTIAL = "viridis"
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from weightlapse.run import Run
 from weightlapse.views.colors import nonfinite_note
+from weightlapse.views.panels import figure_and_axes
 
 
 def trajectories(
@@ -27,7 +26,7 @@ def trajectories(
     """
     history = run[name] if kind == "param" else getattr(run[name], kind)
     traj = history.trajectory(elements)
-    fig, ax = _figure_and_axes(ax)
+    fig, ax = figure_and_axes(ax)
     labels = [f"{name}[{', '.join(map(str, e))}]" for e in traj.elements]
     for column, label in enumerate(labels):
         ax.plot(traj.steps, traj.values[:, column], label=label, linewidth=1.4)
@@ -39,10 +38,3 @@ def trajectories(
         ax.legend(fontsize="small", loc="best")
     ax.grid(True, alpha=0.3)
     return fig
-
-
-def _figure_and_axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Axes]:
-    if ax is not None:
-        return ax.get_figure(), ax
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.add_subplot()

@@ -12,16 +12,11 @@ from matplotlib.figure import Figure
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
-from weightlapse.views.colors import (
-    DIVERGING,
-    colormap,
-    for_display,
-    nonfinite_note,
-    symmetric_limit,
-)
+from weightlapse.views.colors import DIVERGING, nonfinite_note, symmetric_limit
+from weightlapse.views.panels import Panels, draw_panels
 
 
-def weight_images(
+def weight_panels(
     source: Run | np.ndarray,
     name: str | None = None,
     *,
@@ -31,16 +26,9 @@ def weight_images(
     unit_names: Sequence[str] | None = None,
     ncols: int | None = None,
     cmap: str = DIVERGING,
-    fig: Figure | None = None,
-    title: str | None = None,
-) -> Figure:
-    """One panel per output unit, all on one colour scale symmetric around zero.
-
-    The input axis is read from the run's layout (Keras kernels are (in, out), PyTorch
-    weights (out, in)); the image shape from the recorded model input, else a square.
-    >>> weight_images(run, "dense/kernel", step=-1).savefig("templates.png")
-    >>> weight_images(np.random.randn(784, 10), image_shape=(28, 28))
-    """
+    limit: float | None = None,
+) -> Panels:
+    """The data of `weight_images` at one step; `limit` fixes the colour scale (+/-limit)."""
     meta: dict[str, Any] = {}
     layout = ""
     if isinstance(source, Run):
@@ -56,40 +44,49 @@ def weight_images(
     if weights.ndim != 2:
         raise WeightlapseError(
             f"{label} has shape {weights.shape}; weight_images draws 2-D dense weights. "
-            "For conv kernels use a filter grid."
+            "For conv kernels use filter_grid."
         )
     axis = _input_axis(weights.shape, layout, input_axis, image_shape, meta)
     per_unit = weights if axis == 1 else weights.T  # (units, inputs)
     shape = _image_shape(per_unit.shape[1], image_shape, meta, label)
-    n_units = per_unit.shape[0]
-    ncols = ncols or min(n_units, 5)
-    nrows = math.ceil(n_units / ncols)
-    fig = fig or Figure(figsize=(2.0 * ncols + 1.0, 2.1 * nrows + 0.8), layout="constrained")
-    limit = symmetric_limit(weights)
-    cmap_obj = colormap(cmap)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    image = None
-    for unit in range(nrows * ncols):
-        ax = axes.flat[unit]
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if unit >= n_units:
-            ax.set_axis_off()
-            continue
-        picture = for_display(per_unit[unit].reshape(shape), limit)
-        image = ax.imshow(picture, cmap=cmap_obj, vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(unit_names[unit] if unit_names else f"unit {unit}", fontsize="small")
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    limit = limit or symmetric_limit(weights)
     finite = weights[np.isfinite(weights)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
     where = f" at step {step}" if isinstance(source, Run) else ""
-    fig.suptitle(
-        title
-        or f"{label}{where}: min {lo:.3g}, max {hi:.3g}, scale ±{limit:.3g}"
-        f"{nonfinite_note(weights)}"
+    n_units = per_unit.shape[0]
+    return Panels(
+        images=[per_unit[u].reshape(shape) for u in range(n_units)],
+        titles=list(unit_names) if unit_names else [f"unit {u}" for u in range(n_units)],
+        limits=[(-limit, limit)] * n_units,
+        cmap=cmap,
+        title=f"{label}{where}: min {lo:.3g}, max {hi:.3g}, scale ±{limit:.3g}"
+        f"{nonfinite_note(weights)}",
+        colorbar_label="weight",
+        ncols=ncols or min(n_units, 5),
     )
-    return fig
+
+
+def weight_images(
+    source: Run | np.ndarray,
+    name: str | None = None,
+    *,
+    step: int = -1,
+    fig: Figure | None = None,
+    title: str | None = None,
+    **options: Any,
+) -> Figure:
+    """One panel per output unit, all on one colour scale symmetric around zero.
+
+    The input axis is read from the run's layout (Keras kernels are (in, out), PyTorch
+    weights (out, in)); the image shape from the recorded model input, else a square.
+    Options: image_shape, input_axis, unit_names, ncols, cmap, limit.
+    >>> weight_images(run, "dense/kernel", step=-1).savefig("templates.png")
+    >>> weight_images(np.random.randn(784, 10), image_shape=(28, 28))
+    """
+    panels = weight_panels(source, name, step=step, **options)
+    if title:
+        panels.title = title
+    return draw_panels(panels, fig=fig)
 
 
 def _input_axis(

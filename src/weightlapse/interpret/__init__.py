@@ -1,0 +1,1 @@
+"""What a network responds to: layer activations (and, later, attribution maps)."""

@@ -1,0 +1,203 @@
+"""Statistics over time: norms, spreads, update ratios, zeros and NaN/Inf for a tensor or a
+whole layer, with the run's scalars on a linked axis; and a model-wide overview where a
+dying or exploding layer stands out at a glance."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+
+from weightlapse.errors import UnknownTensorError, WeightlapseError
+from weightlapse.run import Run
+from weightlapse.store.layout import STAT_NAMES
+from weightlapse.views.colors import DIVERGING, NAN_COLOR, NOT_RECORDED_COLOR, colormap
+from weightlapse.views.panels import figure_and_axes
+
+USUAL_UPDATE_RATIO = 1e-3
+
+
+def resolve_tensors(run: Run, selector: str | Sequence[str]) -> list[str]:
+    """A tensor name, a layer name (all its tensors), a glob, or a list of those."""
+    selectors = [selector] if isinstance(selector, str) else list(selector)
+    names: list[str] = []
+    layers = {run[n].layer: [] for n in run.tensors}
+    for n in run.tensors:
+        layers[run[n].layer].append(n)
+    for sel in selectors:
+        if sel in run.tensors:
+            found = [sel]
+        elif sel in layers and sel:
+            found = layers[sel]
+        else:
+            found = [n for n in run.tensors if fnmatch.fnmatchcase(n, sel)]
+        if not found:
+            raise UnknownTensorError(
+                sel, run.tensors + [x for x in layers if x], what="tensor or layer"
+            )
+        names += [n for n in found if n not in names]
+    return names
+
+
+def statistics_over_time(
+    run: Run,
+    selector: str | Sequence[str],
+    *,
+    stats: Sequence[str] = ("l2", "mean_abs", "std"),
+    scalars: Sequence[str] | None = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """Per tensor: the chosen statistics and a min/max band; the update ratio on a log
+    axis (when updates were recorded, with the usual 1e-3 marked); zero fraction and
+    NaN/Inf counts. Scalars (default: loss, if logged) share the step axis.
+
+    >>> statistics_over_time(run, "dense")                  # every tensor of a layer
+    >>> statistics_over_time(run, "*kernel", stats=["l2"])
+    """
+    names = resolve_tensors(run, selector)
+    unknown = [s for s in stats if s not in STAT_NAMES]
+    if unknown:
+        raise UnknownTensorError(unknown[0], STAT_NAMES, what="statistic")
+    has_updates = "update" in run.kinds
+    rows = 3 if has_updates else 2
+    fig = fig or Figure(figsize=(8.0, 2.4 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, height_ratios=[2] + [1] * (rows - 1))
+    main, health = axes[0], axes[-1]
+    styles = ["-", "--", ":", "-."]
+    for t, name in enumerate(names):
+        table = run[name].stats
+        colour = f"C{t % 10}"
+        for k, stat in enumerate(stats):
+            main.plot(table.steps, table[stat], styles[k % 4], color=colour, label=f"{name} {stat}")
+        if len(names) <= 3:
+            main.fill_between(
+                table.steps,
+                table["min"],
+                table["max"],
+                color=colour,
+                alpha=0.12,
+                lw=0,
+                label=f"{name} min..max",
+            )
+        health.plot(table.steps, table["zero_frac"], color=colour, label=f"{name} zeros")
+        bad = table["nan_count"] + table["inf_count"]
+        if bad.any():
+            health.plot(
+                table.steps,
+                bad / max(1, int(np.prod(run[name].shape))),
+                "x",
+                color=colour,
+                label=f"{name} NaN+Inf share",
+            )
+        if has_updates and name in run._attrs["kinds"]["update"]["tensors"]:
+            ratio = run[name].update_ratio
+            axes[1].plot(ratio.steps, ratio["l2"], color=colour, label=name)
+    if has_updates:
+        axes[1].set_yscale("log")
+        axes[1].axhline(USUAL_UPDATE_RATIO, color="grey", lw=0.8, ls="--")
+        axes[1].set_ylabel("||dW|| / ||W||")
+    main.set_ylabel(", ".join(stats))
+    health.set_ylabel("fraction")
+    health.set_xlabel("step")
+    main.legend(fontsize="x-small", ncols=2, loc="upper left")
+    health.legend(fontsize="x-small", loc="upper left")
+    _linked_scalars(run, main, scalars)
+    fig.suptitle(
+        f"{selector if isinstance(selector, str) else ', '.join(selector)}: "
+        f"statistics over {len(run.steps)} steps"
+    )
+    return fig
+
+
+def _linked_scalars(run: Run, ax: Axes, scalars: Sequence[str] | None) -> None:
+    wanted = (
+        list(scalars) if scalars is not None else [s for s in ("loss",) if s in run.scalar_names]
+    )
+    if not wanted:
+        return
+    twin = ax.twinx()
+    steps = run.steps
+    for k, name in enumerate(wanted):
+        values = run.scalar(name)
+        keep = np.isfinite(values)
+        twin.plot(
+            steps[keep],
+            values[keep],
+            color="black",
+            lw=0.9,
+            alpha=0.7,
+            ls=["-", "--", ":"][k % 3],
+            label=name,
+        )
+    twin.set_ylabel(", ".join(wanted))
+    twin.legend(fontsize="x-small", loc="upper right")
+
+
+def overview(
+    run: Run,
+    *,
+    stat: str = "l2",
+    kind: str = "param",
+    relative: bool = True,
+    ax: Axes | None = None,
+) -> Figure:
+    """One row per tensor, colour = a statistic over steps. With `relative` (default)
+    each row is divided by its first recorded value on a log scale: growth shows red,
+    decay blue, a layer that never moved stays white.
+
+    >>> overview(run, stat="l2", kind="grad")
+    """
+    if stat not in STAT_NAMES:
+        raise UnknownTensorError(stat, STAT_NAMES, what="statistic")
+    names = run._kind_spec(kind)["tensors"]
+    if not names:
+        raise WeightlapseError(f"No {kind} tensors recorded in this run.")
+    steps = run.steps
+    matrix = np.full((len(names), len(steps)), np.nan)
+    recorded = np.zeros(matrix.shape, dtype=bool)
+    for i, name in enumerate(names):
+        history = run[name] if kind == "param" else getattr(run[name], kind)
+        table = history.stats
+        columns = np.searchsorted(steps, table.steps)
+        matrix[i, columns] = table[stat]
+        recorded[i, columns] = True
+    fig, ax = figure_and_axes(ax, (9.0, 1.2 + 0.28 * len(names)))
+    if relative:
+        first = np.array(
+            [row[np.isfinite(row)][0] if np.isfinite(row).any() else np.nan for row in matrix]
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = matrix / np.where(first != 0, first, np.nan)[:, None]
+        finite = values[np.isfinite(values) & (values > 0)]
+        decades = float(np.max(np.abs(np.log10(finite)))) if finite.size else 1.0
+        decades = min(max(decades, 1.0), 12.0)  # symmetric in log: 1 sits in the middle
+        norm = LogNorm(vmin=10**-decades, vmax=10**decades)
+        label = f"{stat} / its first value"
+    else:
+        values = matrix
+        norm = None
+        label = stat
+    x, y = np.arange(len(steps) + 1), np.arange(len(names) + 1)
+    # Not recorded (no gradient at step 0): background. Recorded but NaN/Inf: NaN colour.
+    cmap = colormap(DIVERGING).with_extremes(bad=NOT_RECORDED_COLOR)
+    mesh = ax.pcolormesh(x, y, np.ma.masked_invalid(values), cmap=cmap, norm=norm)
+    broken = recorded & ~np.isfinite(values)
+    if broken.any():
+        ax.pcolormesh(
+            x,
+            y,
+            np.ma.masked_where(~broken, np.ones_like(values)),
+            cmap=ListedColormap([NAN_COLOR]),
+        )
+    fig.colorbar(mesh, ax=ax, label=label)
+    ax.set_yticks(np.arange(len(names)) + 0.5, names, fontsize="small")
+    ax.invert_yaxis()
+    ticks = np.unique(np.linspace(0, len(steps) - 1, min(8, len(steps))).astype(int))
+    ax.set_xticks(ticks + 0.5, [str(int(steps[t])) for t in ticks])
+    ax.set_xlabel("step")
+    ax.set_title(f"{kind} {stat} of every tensor over training")
+    return fig
