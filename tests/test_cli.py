@@ -42,3 +42,59 @@ def test_an_unknown_framework_is_refused_with_the_choices(tmp_path):
     result = runner.invoke(app, ["demo", "mnist", "--framework", "caffe", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "choose one of torch, keras" in result.output
+
+
+def small_run(path):
+    rng = np.random.default_rng(0)
+    with weightlapse.create(path, snapshots=1) as run:
+        for step in range(4):
+            run.log(
+                step,
+                {
+                    "conv/kernel": rng.normal(size=(3, 3, 1, 4)),
+                    "dense/kernel": rng.normal(size=(16, 3)),
+                },
+                loss=1.0 / (step + 1),
+            )
+
+
+def test_plot_writes_the_view_to_png_svg_or_pdf(tmp_path):
+    small_run(tmp_path / "r")
+    for view, tensor, suffix in [
+        ("filters", "conv/kernel", "png"),
+        ("weights", "dense/kernel", "svg"),
+        ("overview", None, "pdf"),
+        ("histograms", "dense/kernel", "png"),
+    ]:
+        out = tmp_path / f"{view}.{suffix}"
+        args = ["plot", str(tmp_path / "r"), view] + ([tensor] if tensor else []) + ["-o", str(out)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 1000
+    from matplotlib.image import imread
+
+    assert imread(tmp_path / "filters.png").shape[2] in (3, 4)
+
+
+def test_plot_names_the_closest_view_and_tensor(tmp_path):
+    small_run(tmp_path / "r")
+    result = runner.invoke(
+        app, ["plot", str(tmp_path / "r"), "filtres", "conv/kernel", "-o", str(tmp_path / "x.png")]
+    )
+    assert result.exit_code == 2 and "Did you mean: filters" in result.output
+    result = runner.invoke(
+        app, ["plot", str(tmp_path / "r"), "filters", "conv/kernal", "-o", str(tmp_path / "x.png")]
+    )
+    assert result.exit_code == 2 and "Did you mean: conv/kernel" in result.output
+
+
+def test_animate_and_doctor(tmp_path):
+    small_run(tmp_path / "r")
+    result = runner.invoke(
+        app,
+        ["animate", str(tmp_path / "r"), "weights", "dense/kernel", "-o", str(tmp_path / "w.gif")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 frames" in result.output
+    result = runner.invoke(app, ["doctor", str(tmp_path / "r")])
+    assert result.exit_code == 0 and "No problems found" in result.output

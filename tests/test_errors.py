@@ -29,11 +29,11 @@ def test_an_unknown_tensor_name_lists_the_close_ones(run):
 
 
 def test_unknown_scalar_statistic_and_kind_are_named(run):
-    with pytest.raises(weightlapse.UnknownTensorError, match="Did you mean: loss"):
+    with pytest.raises(weightlapse.UnknownNameError, match="Did you mean: loss"):
         run.scalar("losss")
-    with pytest.raises(weightlapse.UnknownTensorError, match="Did you mean: l2"):
+    with pytest.raises(weightlapse.UnknownNameError, match="Did you mean: l2"):
         run["dense/kernel"].stats["l22"]
-    with pytest.raises(weightlapse.UnknownTensorError, match="recorded kind"):
+    with pytest.raises(weightlapse.UnknownNameError, match="recorded kind"):
         run["dense/kernel"].grad
 
 

@@ -13,11 +13,20 @@ from weightlapse.errors import (
     RecordingError,
     RunFormatError,
     StepNotRecordedError,
+    UnknownNameError,
     UnknownTensorError,
     WeightlapseError,
 )
+from weightlapse.health import Finding, diagnose
+from weightlapse.interpret.activations import activations
 from weightlapse.record.schedule import Every, LogSpaced, PerEpoch
 from weightlapse.run import Run, TensorHistory, create, open
+from weightlapse.views.activations import activation_grid
+from weightlapse.views.animate import animate
+from weightlapse.views.filters import filter_grid
+from weightlapse.views.heatmap import heatmap
+from weightlapse.views.histograms import histogram_ridgeline, histograms_over_time
+from weightlapse.views.statistics import overview, statistics_over_time
 from weightlapse.views.trajectories import trajectories
 from weightlapse.views.weight_images import weight_images
 
@@ -25,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Every",
+    "Finding",
     "LogSpaced",
     "MissingDependencyError",
     "PerEpoch",
@@ -33,10 +43,21 @@ __all__ = [
     "RunFormatError",
     "StepNotRecordedError",
     "TensorHistory",
+    "UnknownNameError",
     "UnknownTensorError",
     "WeightlapseError",
+    "activation_grid",
+    "activations",
+    "animate",
     "create",
+    "diagnose",
+    "filter_grid",
+    "heatmap",
+    "histogram_ridgeline",
+    "histograms_over_time",
     "open",
+    "overview",
+    "statistics_over_time",
     "trajectories",
     "weight_images",
 ]

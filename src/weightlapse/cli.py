@@ -107,6 +107,46 @@ def demo_mnist(
         console.print(f"figure: {path}")
 
 
+@demo_app.command("cnn")
+@clean_errors
+def demo_cnn(
+    framework: str = FrameworkOpt,
+    keras_backend: str | None = BackendOpt,
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="MNIST folder (IDX files) or Keras mnist.npz; default: a cached "
+        "Keras download, else scikit-learn's 8x8 digits.",
+    ),
+    epochs: int = typer.Option(3, help="Epochs to train."),
+    out: Path = typer.Option(
+        Path("weightlapse-gallery"), "--out", "-o", help="Folder for the run and the gallery."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """A gallery: a small conv net, recorded with activation probes; every view and an
+    animation of its first layer's filters."""
+    from weightlapse.demos.cnn import run_cnn
+
+    with console.status("...") as status:
+        result = run_cnn(
+            framework,
+            out,
+            data=data,
+            epochs=epochs,
+            seed=seed,
+            keras_backend=keras_backend,
+            progress=status.update,
+        )
+    console.print(f"data: {result.source}")
+    accuracies = ", ".join(f"{a:.3f}" for a in result.val_accuracy)
+    console.print(f"validation accuracy by epoch: {accuracies}")
+    console.print(f"run: {result.run_path}")
+    for path in result.files:
+        console.print(f"  {path}")
+    console.print(f"done in {result.seconds:.0f} s")
+
+
 @app.command("info")
 @clean_errors
 def info(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
@@ -136,6 +176,97 @@ def info(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
             history.layer,
             str(len(history.snapshot_steps)),
             f"{l2[-1]:.4g}" if len(l2) else "-",
+        )
+    console.print(table)
+
+
+@app.command("plot")
+@clean_errors
+def plot(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    view: str = typer.Argument(
+        ...,
+        help="trajectories, weights, filters, heatmap, histograms, "
+        "ridgeline, stats, overview or activations.",
+    ),
+    tensor: str | None = typer.Argument(None, help="Tensor (or layer) name."),
+    out: Path = typer.Option(..., "--out", "-o", help="Image file: .png, .svg or .pdf."),
+    step: int | None = typer.Option(None, help="Step (image views; default: the last)."),
+    minus_step: int | None = typer.Option(None, help="heatmap: draw step minus this step."),
+    kind: str | None = typer.Option(None, help="param, grad, update (default param)."),
+    stat: str | None = typer.Option(None, help="overview: the statistic (default l2)."),
+    channel: int | None = typer.Option(None, help="filters: only this input channel."),
+    sample: int | None = typer.Option(None, help="activations: which probe input."),
+    log: bool | None = typer.Option(None, "--log", help="histograms: log colour scale."),
+    dpi: int = typer.Option(120, help="Resolution of raster images."),
+) -> None:
+    """Draws one view of a run to an image file (also while the run is written)."""
+    from weightlapse.run import open as open_run
+    from weightlapse.views.registry import render
+
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise WeightlapseError(f"{out.name}: write a .png, .svg or .pdf file.")
+    fig = render(
+        open_run(run_path),
+        view,
+        tensor,
+        step=step,
+        minus_step=minus_step,
+        kind=kind,
+        stat=stat,
+        channel=channel,
+        sample=sample,
+        log=log,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    console.print(f"wrote {out}")
+
+
+@app.command("animate")
+@clean_errors
+def animate_command(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    view: str = typer.Argument(
+        ...,
+        help="weights, filters, heatmap, activations (per "
+        "snapshot) or trajectories, histograms, stats (a cursor).",
+    ),
+    tensor: str = typer.Argument(..., help="Tensor (or layer) name."),
+    out: Path = typer.Option(..., "--out", "-o", help="A .gif or .mp4 file."),
+    fps: float = typer.Option(8.0, help="Frames per second."),
+    every: int = typer.Option(1, help="Use every N-th available step."),
+    free_scale: bool = typer.Option(
+        False, "--free-scale", help="Rescale colours per frame (default: one scale)."
+    ),
+) -> None:
+    """Animates a view over the recorded steps, with a progress bar."""
+    from weightlapse.run import open as open_run
+    from weightlapse.views.animate import animate, check_view, default_steps
+
+    run = open_run(run_path)
+    check_view(view)
+    steps = default_steps(run, view, tensor)[:: max(1, every)]
+    animate(run, view, tensor, out, steps=steps, fps=fps, fixed_scale=not free_scale)
+    console.print(f"wrote {out} ({len(steps)} frames)")
+
+
+@app.command("doctor")
+@clean_errors
+def doctor(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
+    """Names what went wrong in a run and when: NaN/Inf, exploding or vanishing
+    gradients, update ratios far from 1e-3, dead units, layers that never moved."""
+    from weightlapse.health import diagnose
+    from weightlapse.run import open as open_run
+
+    findings = diagnose(open_run(run_path))
+    if not findings:
+        console.print("No problems found.")
+        return
+    table = Table("check", "tensor", "kind", "from step", "statistic", "what")
+    for f in findings:
+        table.add_row(
+            f.check, f.tensor, f.kind, str(f.step), f"{f.statistic}={f.value:.3g}", f.message
         )
     console.print(table)
 

@@ -14,23 +14,30 @@ class RunFormatError(WeightlapseError):
     """A path is not a weightlapse run, or one written by a newer format version."""
 
 
-class UnknownTensorError(WeightlapseError, KeyError):
-    """A tensor name that the run does not hold."""
+class UnknownNameError(WeightlapseError, KeyError):
+    """A name (of a view, statistic, scalar, layer...) that is not among the known ones."""
 
-    def __init__(self, name: str, known: Iterable[str], what: str = "tensor") -> None:
+    def __init__(self, name: str, known: Iterable[str], what: str = "name") -> None:
         known = list(known)
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
         if not close:
             close = [k for k in known if name.lower() in k.lower()][:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listing = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-        message = f"No {what} named {name!r} in this run.{hint} Known: {listing or 'none'}."
+        message = f"No {what} named {name!r}.{hint} Known: {listing or 'none'}."
         super().__init__(message)
         self.name = name
         self.close_matches = close
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return str(self.args[0])
+
+
+class UnknownTensorError(UnknownNameError):
+    """A tensor name that the run does not hold."""
+
+    def __init__(self, name: str, known: Iterable[str], what: str = "tensor") -> None:
+        super().__init__(name, known, what)
 
 
 class StepNotRecordedError(WeightlapseError, LookupError):

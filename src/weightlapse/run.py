@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import StepNotRecordedError, UnknownTensorError, WeightlapseError
+from weightlapse.errors import (
+    StepNotRecordedError,
+    UnknownNameError,
+    UnknownTensorError,
+    WeightlapseError,
+)
 from weightlapse.record.recorder import RecordConfig, Recorder
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import STAT_NAMES, NumpyOps
@@ -52,7 +57,7 @@ class Stats(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in STAT_NAMES:
-            raise UnknownTensorError(name, STAT_NAMES, what="statistic")
+            raise UnknownNameError(name, STAT_NAMES, what="statistic")
         return self.table[:, STAT_NAMES.index(name)]
 
     def __iter__(self) -> Iterator[str]:
@@ -212,7 +217,7 @@ class Run:
     def _kind_spec(self, kind: str) -> dict[str, Any]:
         kinds = self._attrs["kinds"]
         if kind not in kinds:
-            raise UnknownTensorError(kind, list(kinds), what="recorded kind")
+            raise UnknownNameError(kind, list(kinds), what="recorded kind")
         return kinds[kind]
 
     @property
@@ -265,7 +270,7 @@ class Run:
         """A logged scalar aligned with `steps` (NaN where it was not logged)."""
         names = self.scalar_names
         if name not in names:
-            raise UnknownTensorError(name, names, what="scalar")
+            raise UnknownNameError(name, names, what="scalar")
         values = self._reader.rows(layout.SCALARS_PATH, names.index(name))
         return np.asarray(values, dtype=np.float64)
 
@@ -300,12 +305,14 @@ class Run:
         epoch: int = -1,
         batch: int = -1,
         snapshot: bool | None = None,
+        activations: Mapping[str, Any] | None = None,
         **scalars: Any,
     ) -> None:
         """Records named arrays (any nesting of dicts/lists: a JAX pytree, a sess.run result).
 
         Names of nested entries are joined with '/'. Scalars (loss=..., acc=...) join the row.
         `snapshot=True` forces a full snapshot at this step, False forbids one.
+        `activations` ({layer: array for your probe inputs}) are kept whole.
         """
         writer, recorder = self._require_writer()
         params = {k: _to_numpy(v, k) for k, v in flatten_named(arrays or {}).items()}
@@ -324,6 +331,7 @@ class Run:
                 epoch=epoch,
                 batch=batch,
                 scalars=scalars,
+                activations={k: _to_numpy(v, k) for k, v in (activations or {}).items()},
             )
         finally:
             if snapshot is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import MissingDependencyError, UnknownTensorError, WeightlapseError
+from weightlapse.errors import MissingDependencyError, UnknownNameError, WeightlapseError
 from weightlapse.record.recorder import Recorder as RecorderCore
 from weightlapse.record.schedule import PerEpoch
 from weightlapse.record.stats import ArrayOps, NumpyOps
@@ -132,7 +132,7 @@ def layer_outputs(model: keras.Model, inputs: Any, layers: Sequence[str]) -> dic
     names = [layer.name for layer in model.layers]
     unknown = [name for name in layers if name not in names]
     if unknown:
-        raise UnknownTensorError(unknown[0], names, what="layer")
+        raise UnknownNameError(unknown[0], names, what="layer")
     try:
         probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
     except (AttributeError, ValueError) as exc:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import MissingDependencyError, UnknownTensorError, WeightlapseError
+from weightlapse.errors import MissingDependencyError, UnknownNameError, WeightlapseError
 from weightlapse.record.recorder import Recorder
 from weightlapse.run import Run, create
 from weightlapse.store.writer import TensorInfo
@@ -147,7 +147,7 @@ def layer_outputs(
     modules = {clean_name(n): m for n, m in model.named_modules() if n}
     unknown = [name for name in layers if name not in modules]
     if unknown:
-        raise UnknownTensorError(unknown[0], list(modules), what="layer")
+        raise UnknownNameError(unknown[0], list(modules), what="layer")
     captured: dict[str, np.ndarray] = {}
 
     def keep(name: str) -> Any:

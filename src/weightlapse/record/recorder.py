@@ -59,6 +59,14 @@ class _KindLayout:
     on_device: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
+def parent_path(name: str) -> str:
+    """'encoder/0/w' -> 'encoder/0', 'fc1.weight' -> 'fc1': the layer a name implies."""
+    for sep in ("/", "."):
+        if sep in name:
+            return name.rsplit(sep, 1)[0]
+    return ""
+
+
 def dtype_name(x: Any) -> str:
     return str(getattr(x, "dtype", np.asarray(x).dtype)).replace("torch.", "")
 
@@ -232,7 +240,10 @@ class Recorder:
         probes = []
         for name, array in zip(names, arrays):
             info = self.infos.get(name) or TensorInfo(
-                name=name, shape=tuple(int(d) for d in array.shape), dtype=dtype_name(array)
+                name=name,
+                shape=tuple(int(d) for d in array.shape),
+                dtype=dtype_name(array),
+                layer=parent_path(name),
             )
             self.infos.setdefault(name, info)
             size = int(np.prod(info.shape, dtype=np.int64))

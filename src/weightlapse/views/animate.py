@@ -9,7 +9,6 @@ that moves along the steps. Each frame names its step, epoch and loss.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from rich.progress import track
 
-from weightlapse.errors import WeightlapseError
+from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.run import Run
 from weightlapse.views.activations import activation_panels
 from weightlapse.views.filters import filter_panels
@@ -47,9 +46,7 @@ FORMATS = (".gif", ".mp4")
 def check_view(view: str) -> None:
     known = [*IMAGE_VIEWS, *TIMELINE_VIEWS]
     if view not in known:
-        close = difflib.get_close_matches(view, known, n=3, cutoff=0.4)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise WeightlapseError(f"No view named {view!r}.{hint} Views: {', '.join(known)}.")
+        raise UnknownNameError(view, known, what="view to animate")
 
 
 def default_steps(run: Run, view: str, name: str) -> list[int]:

@@ -38,7 +38,7 @@ def draw_panels(panels: Panels, fig: Figure | None = None, panel_inches: float =
     ncols = panels.ncols or min(n, 5)
     nrows = max(1, math.ceil(n / ncols))
     aspect = _aspect(panels.images[0]) if n else 1.0
-    width = panel_inches * ncols + (1.0 if panels.colorbar_label else 0.3)
+    width = max(5.0, panel_inches * ncols + (1.0 if panels.colorbar_label else 0.3))
     height = panel_inches * aspect * nrows + 0.9
     fig = fig or Figure(figsize=(width, min(height, 40)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)

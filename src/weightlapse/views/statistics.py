@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 
-from weightlapse.errors import UnknownTensorError, WeightlapseError
+from weightlapse.errors import UnknownNameError, UnknownTensorError, WeightlapseError
 from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.views.colors import DIVERGING, NAN_COLOR, NOT_RECORDED_COLOR, colormap
@@ -61,7 +61,7 @@ def statistics_over_time(
     names = resolve_tensors(run, selector)
     unknown = [s for s in stats if s not in STAT_NAMES]
     if unknown:
-        raise UnknownTensorError(unknown[0], STAT_NAMES, what="statistic")
+        raise UnknownNameError(unknown[0], STAT_NAMES, what="statistic")
     has_updates = "update" in run.kinds
     rows = 3 if has_updates else 2
     fig = fig or Figure(figsize=(8.0, 2.4 * rows + 0.6), layout="constrained")
@@ -152,7 +152,7 @@ def overview(
     >>> overview(run, stat="l2", kind="grad")
     """
     if stat not in STAT_NAMES:
-        raise UnknownTensorError(stat, STAT_NAMES, what="statistic")
+        raise UnknownNameError(stat, STAT_NAMES, what="statistic")
     names = run._kind_spec(kind)["tensors"]
     if not names:
         raise WeightlapseError(f"No {kind} tensors recorded in this run.")

@@ -1,0 +1,55 @@
+"""Every view by the name the CLI (and later the dashboard) calls it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from weightlapse.errors import UnknownNameError, WeightlapseError
+from weightlapse.views.activations import activation_grid
+from weightlapse.views.filters import filter_grid
+from weightlapse.views.heatmap import heatmap
+from weightlapse.views.histograms import histogram_ridgeline, histograms_over_time
+from weightlapse.views.statistics import overview, statistics_over_time
+from weightlapse.views.trajectories import trajectories
+from weightlapse.views.weight_images import weight_images
+
+
+@dataclass(frozen=True)
+class View:
+    function: Callable[..., Figure]
+    needs_tensor: bool
+    takes: tuple[str, ...]  # the options it accepts from the command line
+    about: str
+
+
+VIEWS: dict[str, View] = {
+    "trajectories": View(trajectories, True, ("kind",), "probed elements over steps"),
+    "weights": View(weight_images, True, ("step",), "dense weights as images, per unit"),
+    "filters": View(filter_grid, True, ("step", "channel"), "conv filters in a grid"),
+    "heatmap": View(heatmap, True, ("step", "minus_step"), "a weight matrix, or its change"),
+    "histograms": View(histograms_over_time, True, ("kind", "log"), "histograms at every step"),
+    "ridgeline": View(histogram_ridgeline, True, ("kind",), "histograms of a few steps"),
+    "stats": View(statistics_over_time, True, (), "norms, update ratio, zeros, NaN/Inf"),
+    "overview": View(overview, False, ("kind", "stat"), "one row per tensor over steps"),
+    "activations": View(activation_grid, True, ("step", "sample"), "feature maps of probes"),
+}
+
+
+def get_view(name: str) -> View:
+    if name not in VIEWS:
+        raise UnknownNameError(name, VIEWS, what="view")
+    return VIEWS[name]
+
+
+def render(run: Any, view: str, tensor: str | None, **given: Any) -> Figure:
+    """Draws a view with the options it takes; the others are left out."""
+    spec = get_view(view)
+    if spec.needs_tensor and not tensor:
+        raise WeightlapseError(f"The {view!r} view needs a tensor (or layer) name.")
+    options = {k: v for k, v in given.items() if k in spec.takes and v is not None}
+    args = (run, tensor) if spec.needs_tensor else (run,)
+    return spec.function(*args, **options)
