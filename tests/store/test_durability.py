@@ -95,3 +95,25 @@ def test_kill_9_leaves_a_run_that_opens_with_every_flushed_step(tmp_path):
     assert_consistent(run)
     # the interval lost is at most what was not flushed yet: 0.05 s of steps, plus a little
     assert not run._attrs["closed"]
+
+
+def test_the_cli_reads_a_run_that_is_still_being_written(tmp_path):
+    from typer.testing import CliRunner
+
+    from weightlapse.cli import app
+
+    path = tmp_path / "live"
+    writer = start_writer(path)
+    try:
+        wait_for_steps(path, 20)
+        runner = CliRunner()
+        info = runner.invoke(app, ["info", str(path)])
+        assert info.exit_code == 0 and "layer0/w" in info.output
+        out = tmp_path / "stats.png"
+        plot = runner.invoke(app, ["plot", str(path), "stats", "layer3/w", "-o", str(out)])
+        assert plot.exit_code == 0, plot.output
+        assert out.stat().st_size > 10_000
+        assert writer.poll() is None  # it was still writing
+    finally:
+        writer.kill()
+        writer.wait()

@@ -99,3 +99,18 @@ def test_overview_draws_nan_statistics_in_the_nan_colour(tmp_path):
     overlay = fig.axes[0].collections[1]
     assert overlay.cmap(0.5) == pytest.approx(to_rgba(NAN_COLOR))
     assert not np.ma.getmaskarray(overlay.get_array()).reshape(1, 2)[0, 1]
+
+
+def test_histograms_and_trajectories_draw_plain_arrays_too():
+    from weightlapse.run import Histograms, Trajectory
+
+    counts = np.array([[1, 2, 3], [3, 2, 1]])
+    edges = np.array([[0.0, 1, 2, 3], [1.0, 2, 3, 4]])
+    fig = weightlapse.histograms_over_time(
+        Histograms(np.array([0, 10]), counts, edges), "w", value_bins=8
+    )
+    mesh = fig.axes[0].collections[0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(8, 2).sum(axis=0), [6, 6])
+    traj = Trajectory(np.array([0, 1, 2]), np.array([[0.0], [0.5], [1.0]]), [(0,)])
+    line = weightlapse.trajectories(traj, "w").axes[0].get_lines()[0]
+    np.testing.assert_array_equal(line.get_ydata(), [0.0, 0.5, 1.0])

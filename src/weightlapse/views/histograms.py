@@ -52,8 +52,8 @@ def step_edges(steps: np.ndarray) -> np.ndarray:
 
 
 def histograms_over_time(
-    run: Run,
-    name: str,
+    source: Run | Histograms,
+    name: str = "tensor",
     *,
     kind: str = "param",
     value_bins: int = 128,
@@ -63,9 +63,13 @@ def histograms_over_time(
     """Step on x, value on y, colour = how many elements had that value then.
 
     >>> histograms_over_time(run, "fc1.weight", log=True)
+    >>> histograms_over_time(Histograms(steps, counts, edges), "w")   # without a run
     """
-    history = run[name] if kind == "param" else getattr(run[name], kind)
-    hist = history.histograms
+    if isinstance(source, Histograms):
+        hist, stats = source, None
+    else:
+        history = source[name] if kind == "param" else getattr(source[name], kind)
+        hist, stats = history.histograms, history.stats
     matrix, grid = common_grid(hist, value_bins)
     fig, ax = figure_and_axes(ax, (8.0, 4.0))
     peak = max(1.0, float(matrix.max()))
@@ -75,8 +79,7 @@ def histograms_over_time(
     shown = np.ma.masked_less_equal(matrix, 0) if log else matrix
     mesh = ax.pcolormesh(step_edges(hist.steps), grid, shown, cmap=cmap, norm=norm, shading="flat")
     fig.colorbar(mesh, ax=ax, label="elements" + (" (log)" if log else ""))
-    stats = history.stats
-    bad = stats["nan_count"] + stats["inf_count"]
+    bad = stats["nan_count"] + stats["inf_count"] if stats is not None else np.zeros(1)
     note = ""
     if bad.any():
         first = int(stats.steps[np.argmax(bad > 0)])

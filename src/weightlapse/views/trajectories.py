@@ -5,14 +5,14 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from weightlapse.run import Run
+from weightlapse.run import Run, Trajectory
 from weightlapse.views.colors import nonfinite_note
 from weightlapse.views.panels import figure_and_axes
 
 
 def trajectories(
-    run: Run,
-    name: str,
+    source: Run | Trajectory,
+    name: str = "tensor",
     *,
     elements: list[tuple[int, ...]] | None = None,
     kind: str = "param",
@@ -21,11 +21,14 @@ def trajectories(
 ) -> Figure:
     """Each probed element of `name` (or the chosen `elements`) as a line over steps.
 
-    >>> fig = trajectories(run, "dense/kernel")
-    >>> fig.savefig("trajectories.png")
+    >>> trajectories(run, "dense/kernel").savefig("trajectories.png")
+    >>> trajectories(Trajectory(steps, values, [(0,), (1,)]), "w")   # without a run
     """
-    history = run[name] if kind == "param" else getattr(run[name], kind)
-    traj = history.trajectory(elements)
+    if isinstance(source, Trajectory):
+        traj = source
+    else:
+        history = source[name] if kind == "param" else getattr(source[name], kind)
+        traj = history.trajectory(elements)
     fig, ax = figure_and_axes(ax)
     labels = [f"{name}[{', '.join(map(str, e))}]" for e in traj.elements]
     for column, label in enumerate(labels):
