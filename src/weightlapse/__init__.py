@@ -19,6 +19,7 @@ from weightlapse.errors import (
 )
 from weightlapse.health import Finding, diagnose
 from weightlapse.interpret.activations import activations
+from weightlapse.io.checkpoints import load_weights
 from weightlapse.record.schedule import Every, LogSpaced, PerEpoch
 from weightlapse.run import Run, TensorHistory, create, open
 from weightlapse.views.activations import activation_grid
@@ -55,6 +56,7 @@ __all__ = [
     "heatmap",
     "histogram_ridgeline",
     "histograms_over_time",
+    "load_weights",
     "open",
     "overview",
     "statistics_over_time",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +22,8 @@ app = typer.Typer(
 )
 demo_app = typer.Typer(help="The user stories, as runnable demos (offline).", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
-console = Console()
+# Piped output (CI logs, files) gets room for wide tables instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -269,6 +271,140 @@ def doctor(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None
             f.check, f.tensor, f.kind, str(f.step), f"{f.statistic}={f.value:.3g}", f.message
         )
     console.print(table)
+
+
+TrustOpt = typer.Option(
+    False, "--trust-pickle", help="Allow unpickling Python objects (only for files you trust)."
+)
+
+
+@app.command("inspect")
+@clean_errors
+def inspect_command(
+    file: Path = typer.Argument(
+        ...,
+        help="safetensors, .pt/.pth, .keras, .h5, .onnx, .npy, .npz or a TensorFlow checkpoint.",
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write each layer's views here."),
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """Every tensor of a saved model, without training it; with -o, its views."""
+    from weightlapse.io.checkpoints import load_weights, read_checkpoint
+    from weightlapse.io.inspect import tensor_rows, write_views
+
+    checkpoint = read_checkpoint(file, trust_pickle=trust_pickle)
+    table = Table(
+        "tensor",
+        "shape",
+        "dtype",
+        "size",
+        "min",
+        "max",
+        "mean",
+        "std",
+        "NaN",
+        "Inf",
+        title=f"{file} ({checkpoint.format}, {len(checkpoint.tensors)} tensors)",
+    )
+    for row in tensor_rows(checkpoint.tensors):
+        table.add_row(
+            str(row["name"]),
+            "x".join(map(str, row["shape"])) or "scalar",
+            str(row["dtype"]),
+            f"{row['size']:,}",
+            *(f"{row[k]:.4g}" for k in ("min", "max", "mean", "std")),
+            str(int(row["nan_count"])),
+            str(int(row["inf_count"])),
+        )
+    console.print(table)
+    if out is not None:
+        written = write_views(load_weights(file, trust_pickle=trust_pickle), out)
+        console.print(f"wrote {len(written)} views to {out}")
+
+
+@app.command("diff")
+@clean_errors
+def diff_command(
+    a: Path = typer.Argument(..., help="The earlier checkpoint."),
+    b: Path = typer.Argument(..., help="The later checkpoint of the same model."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write a heat map of the most changed 2-D tensor."
+    ),
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """Which tensors moved between two checkpoints, and how much (||B-A|| / ||A||)."""
+    from weightlapse.io.checkpoints import read_checkpoint
+    from weightlapse.io.compare import compare
+    from weightlapse.views.heatmap import heatmap
+
+    first = read_checkpoint(a, trust_pickle=trust_pickle)
+    second = read_checkpoint(b, trust_pickle=trust_pickle)
+    result = compare(first, second)
+    table = Table("tensor", "shape", "relative change", "max |change|")
+    for c in result.changes:
+        table.add_row(c.name, "x".join(map(str, c.shape)), f"{c.relative:.4g}", f"{c.max_abs:.4g}")
+    console.print(table)
+    for label, names in (
+        ("only in A", result.only_in_a),
+        ("only in B", result.only_in_b),
+        ("shape changed", result.shape_changed),
+    ):
+        if names:
+            console.print(f"{label}: {', '.join(names)}")
+    if out is not None:
+        moved = [c for c in result.changes if len(c.shape) >= 2]
+        if not moved:
+            raise WeightlapseError("No tensor of two or more axes to draw a difference of.")
+        name = moved[0].name
+        delta = second.tensors[name].astype(float) - first.tensors[name].astype(float)
+        fig = heatmap(delta, f"{name} (B - A)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+        console.print(f"wrote {out}")
+
+
+@app.command("import")
+@clean_errors
+def import_command(
+    folder: Path = typer.Argument(..., help="Checkpoints saved during training."),
+    run_path: Path = typer.Argument(..., help="The run to create."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run."),
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """A folder of checkpoints (epoch_1.pt, epoch_2.pt, ...) as a run, one step each."""
+    from weightlapse.io.checkpoints import import_checkpoints
+
+    run = import_checkpoints(
+        folder, run_path, trust_pickle=trust_pickle, overwrite=overwrite, progress=True
+    )
+    console.print(
+        f"{run_path}: {len(run.steps)} steps ({', '.join(map(str, run.steps[:8]))}"
+        f"{' ...' if len(run.steps) > 8 else ''}), {len(run.tensors)} tensors"
+    )
+
+
+@app.command("export")
+@clean_errors
+def export_command(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    tensorboard: Path | None = typer.Option(
+        None, "--tensorboard", help="Write TensorBoard event files here."
+    ),
+    npz: Path | None = typer.Option(None, "--npz", help="Write every snapshot to this .npz."),
+) -> None:
+    """A run to TensorBoard (scalars, histograms at every step, filter images) or .npz."""
+    from weightlapse.io.export import export_npz, export_tensorboard
+    from weightlapse.run import open as open_run
+
+    if tensorboard is None and npz is None:
+        raise WeightlapseError("Say where to export: --tensorboard LOGDIR and/or --npz FILE.")
+    run = open_run(run_path)
+    if tensorboard is not None:
+        with console.status("writing TensorBoard events..."):
+            export_tensorboard(run, tensorboard)
+        console.print(f"wrote {tensorboard} (tensorboard --logdir {tensorboard})")
+    if npz is not None:
+        console.print(f"wrote {export_npz(run, npz)}")
 
 
 def _size(path: Path) -> str:

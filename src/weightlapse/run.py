@@ -354,6 +354,12 @@ class Run:
         recorder.config = RecordConfig(**{**fields, **options})
         recorder.filter = NameFilter(recorder.config.include, recorder.config.exclude)
 
+    def describe(self, name: str, *, layout: str = "", layer: str = "") -> None:
+        """Says what a tensor's axes mean ('out,in,h,w', 'h,w,in,out', ...) and its layer,
+        before it is first logged, so views need not guess."""
+        _, recorder = self._require_writer()
+        recorder.hints[name] = {"layout": layout, "layer": layer}
+
     def set_meta(self, **meta: Any) -> None:
         """Stores JSON-able facts about the run (framework, model summary, input shape)."""
         writer, _ = self._require_writer()

@@ -84,6 +84,7 @@ class Recorder:
         self.config = config or RecordConfig()
         self.filter = NameFilter(self.config.include, self.config.exclude)
         self.infos: dict[str, TensorInfo] = {}
+        self.hints: dict[str, dict[str, str]] = {}  # layout/layer told before a tensor is seen
         self._registered: dict[str, list[str]] = {}
         self._layouts: dict[tuple[str, tuple[str, ...]], _KindLayout] = {}
         self._before: dict[str, Any] = {}
@@ -243,7 +244,8 @@ class Recorder:
                 name=name,
                 shape=tuple(int(d) for d in array.shape),
                 dtype=dtype_name(array),
-                layer=parent_path(name),
+                layer=self.hints.get(name, {}).get("layer") or parent_path(name),
+                layout=self.hints.get(name, {}).get("layout", ""),
             )
             self.infos.setdefault(name, info)
             size = int(np.prod(info.shape, dtype=np.int64))

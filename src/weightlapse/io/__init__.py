@@ -1,0 +1,1 @@
+"""Saved weights in (checkpoint readers, folder import) and runs out (TensorBoard, .npz)."""
