@@ -1,0 +1,54 @@
+"""The few things attribution methods need from a framework: a forward pass, gradients
+with a chosen ReLU backward rule, and a layer's maps with their gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from weightlapse.errors import WeightlapseError
+
+
+class Backend:
+    """Shared by the framework backends; subclasses supply the three primitives."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
+        """d score[target] / d input, with `rule` ('gradient', 'deconvnet', 'guided')
+        used for the backward pass through every ReLU."""
+        raise NotImplementedError
+
+    def layer_gradient(
+        self, x: np.ndarray, target: Any, layer: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A layer's output and d score / d output, both as (N, C, H, W)."""
+        raise NotImplementedError
+
+    def resolve_target(self, x: np.ndarray, target: Any) -> np.ndarray:
+        """One class index per input: given, broadcast, or each input's top class."""
+        if target is None:
+            return np.argmax(self.predict(x).reshape(len(x), -1), axis=1)
+        target = np.asarray(target, dtype=np.int64).reshape(-1)
+        if target.size == 1:
+            target = np.full(len(x), int(target[0]))
+        if target.size != len(x):
+            raise WeightlapseError(
+                f"{target.size} targets for {len(x)} inputs: give one "
+                "class index, or one per input."
+            )
+        return target
+
+
+def backend_for(model: Any) -> Backend:
+    from weightlapse.interpret.activations import framework_of
+
+    if framework_of(model) == "torch":
+        from weightlapse.interpret.torch_backend import TorchBackend
+
+        return TorchBackend(model)
+    from weightlapse.interpret.keras_backend import KerasBackend
+
+    return KerasBackend(model)

@@ -1,0 +1,150 @@
+"""Attribution primitives for Keras 3 on the TensorFlow and PyTorch backends. The ReLU
+rule replaces, for the duration of one pass, every relu activation of the model's
+layers (Dense/Conv activation=, Activation('relu'), ReLU layers)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+
+from weightlapse.errors import UnknownNameError, WeightlapseError
+from weightlapse.interpret.backends import Backend
+
+
+def _rule_relu(rule: str) -> Any:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def relu(x: Any) -> Any:
+            def grad(g: Any) -> Any:
+                if rule == "deconvnet":
+                    return tf.nn.relu(g)
+                if rule == "guided":
+                    return tf.nn.relu(g) * tf.cast(x > 0, g.dtype)
+                return g * tf.cast(x > 0, g.dtype)
+
+            return tf.nn.relu(x), grad
+
+        return relu
+    if backend == "torch":
+        from weightlapse.interpret.torch_backend import ReluRule
+
+        return lambda x: ReluRule.apply(x, rule)
+    raise WeightlapseError(
+        f"Attribution on the {backend!r} Keras backend is not supported; "
+        "use the TensorFlow or PyTorch backend."
+    )
+
+
+def _is_relu(fn: Any) -> bool:
+    return getattr(fn, "__name__", "") == "relu"
+
+
+class KerasBackend(Backend):
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+        self.name = keras.backend.backend()
+        if self.name not in ("tensorflow", "torch"):
+            raise WeightlapseError(
+                f"Attribution on the {self.name!r} Keras backend is not "
+                "supported; use TensorFlow or PyTorch."
+            )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(self.model(x, training=False)))
+
+    def _grad(self, fn: Any, x: np.ndarray) -> tuple[Any, Any]:
+        """(value, d sum(value) / d x) where fn maps an input tensor to a scalar score."""
+        if self.name == "tensorflow":
+            import tensorflow as tf
+
+            xt = tf.convert_to_tensor(x)
+            with tf.GradientTape() as tape:
+                tape.watch(xt)
+                score = fn(xt)
+            return score, tape.gradient(score, xt)
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True)
+        score = fn(xt)
+        (grad,) = torch.autograd.grad(score, xt)
+        return score, grad
+
+    def _score(self, out: Any, target: np.ndarray) -> Any:
+        onehot = np.eye(out.shape[-1], dtype="float32")[target]
+        return keras.ops.sum(out * keras.ops.convert_to_tensor(onehot))
+
+    def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
+        target = self.resolve_target(x, target)
+        with self._relu_rule(rule):
+            _, grad = self._grad(lambda xt: self._score(self.model(xt, training=False), target), x)
+        return np.asarray(keras.ops.convert_to_numpy(grad))
+
+    def layer_gradient(
+        self, x: np.ndarray, target: Any, layer: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        names = [lay.name for lay in self.model.layers]
+        if layer not in names:
+            raise UnknownNameError(layer, names, what="layer")
+        target = self.resolve_target(x, target)
+        probe = keras.Model(
+            self.model.inputs, [self.model.get_layer(layer).output, self.model.outputs[0]]
+        )
+        if self.name == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                acts, out = probe(tf.convert_to_tensor(x), training=False)
+                score = self._score(out, target)
+            grad = tape.gradient(score, acts)
+        else:
+            import torch
+
+            acts, out = probe(torch.tensor(x), training=False)
+            (grad,) = torch.autograd.grad(self._score(out, target), acts)
+        acts_np = np.asarray(keras.ops.convert_to_numpy(acts))
+        grad_np = np.asarray(keras.ops.convert_to_numpy(grad))
+        if acts_np.ndim != 4:
+            raise WeightlapseError(
+                f"Layer {layer!r} gives maps of shape {acts_np.shape}; "
+                "Grad-CAM needs a convolutional layer's (N, H, W, C)."
+            )
+        return np.moveaxis(acts_np, -1, 1), np.moveaxis(grad_np, -1, 1)  # to (N, C, H, W)
+
+    @contextlib.contextmanager
+    def _relu_rule(self, rule: str) -> Iterator[None]:
+        if rule == "gradient":
+            yield
+            return
+        relu = _rule_relu(rule)
+        patched: list[tuple[Any, str, Any]] = []
+        for layer in _all_layers(self.model):
+            if isinstance(layer, keras.layers.ReLU):
+                patched.append((layer, "call", layer.call))
+                layer.call = relu
+            elif _is_relu(getattr(layer, "activation", None)):
+                patched.append((layer, "activation", layer.activation))
+                layer.activation = relu
+        try:
+            if not patched:
+                raise WeightlapseError(
+                    f"The {rule} rule changes how gradients pass ReLUs, "
+                    "and this model has no relu activation to change."
+                )
+            yield
+        finally:
+            for layer, attribute, original in patched:
+                setattr(layer, attribute, original)
+
+
+def _all_layers(model: Any) -> Iterator[Any]:
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)

@@ -1,0 +1,231 @@
+"""What a network responds to: one interface, many methods, PyTorch and Keras alike.
+
+    saliency = Saliency(model)
+    maps = saliency.attribute(x, target=3)          # shaped like x
+    cam = GradCAM(model).attribute(x, layer="conv2")  # shaped like the layer's maps (N, H, W)
+
+Every method is built from a model and answers `attribute(inputs, target=..., layer=...)`
+with NumPy arrays. `target` is a class index (or one per input); None takes each
+input's top class. The frameworks differ only in a small backend (gradients, layer
+hooks and the ReLU backward rule): see `weightlapse.interpret.backends`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from weightlapse.errors import WeightlapseError
+from weightlapse.interpret.backends import Backend, backend_for
+
+RELU_RULES = ("gradient", "deconvnet", "guided")
+
+
+class Method:
+    """Base of every attribution method: holds the model's backend."""
+
+    name = "method"
+    needs_layer = False
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.backend: Backend = backend_for(model)
+
+    def attribute(
+        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_layer(self, layer: str | None) -> str:
+        if layer is None:
+            raise WeightlapseError(
+                f"{type(self).__name__} attributes to a layer: pass layer="
+                "the name of a convolutional layer (the last one, usually)."
+            )
+        return layer
+
+
+class Saliency(Method):
+    """Vanilla gradient of the class score with respect to the input.
+
+    Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks: Visualising
+    Image Classification Models and Saliency Maps", ICLR workshop 2014.
+    arXiv:1312.6034. Returns the signed gradient; views show its magnitude.
+    """
+
+    name = "saliency"
+
+    def attribute(
+        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        return self.backend.input_gradient(np.asarray(inputs, np.float32), target, "gradient")
+
+
+class SmoothGrad(Method):
+    """The gradient averaged over noisy copies of the input (sigma: a share of its range).
+
+    Smilkov, Thorat, Kim, Viegas & Wattenberg, "SmoothGrad: removing noise by adding
+    noise", 2017. arXiv:1706.03825.
+    """
+
+    name = "smoothgrad"
+
+    def attribute(
+        self,
+        inputs: Any,
+        target: Any = None,
+        layer: str | None = None,
+        *,
+        samples: int = 25,
+        noise: float = 0.15,
+        seed: int = 0,
+        **options: Any,
+    ) -> np.ndarray:
+        x = np.asarray(inputs, np.float32)
+        target = self.backend.resolve_target(x, target)
+        sigma = noise * float(np.ptp(x)) if np.ptp(x) > 0 else noise
+        rng = np.random.default_rng(seed)
+        total = np.zeros_like(x)
+        for _ in range(samples):
+            noisy = x + rng.normal(0, sigma, x.shape).astype(np.float32)
+            total += self.backend.input_gradient(noisy, target, "gradient")
+        return total / samples
+
+
+class Deconvnet(Method):
+    """The deconvnet backward pass: through a ReLU only positive gradients go on,
+    whatever the forward input was.
+
+    Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+    arXiv:1311.2901.
+    """
+
+    name = "deconvnet"
+
+    def attribute(
+        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        return self.backend.input_gradient(np.asarray(inputs, np.float32), target, "deconvnet")
+
+
+class GuidedBackprop(Method):
+    """Guided backpropagation: through a ReLU a gradient goes on only where it is
+    positive and the forward input was positive.
+
+    Springenberg, Dosovitskiy, Brox & Riedmiller, "Striving for Simplicity: The All
+    Convolutional Net", ICLR workshop 2015. arXiv:1412.6806.
+    """
+
+    name = "guided"
+
+    def attribute(
+        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        return self.backend.input_gradient(np.asarray(inputs, np.float32), target, "guided")
+
+
+class IntegratedGradients(Method):
+    """Gradients averaged along the straight path from a baseline to the input, times
+    (input - baseline); they sum to f(input) - f(baseline) (completeness).
+
+    Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
+    arXiv:1703.01365. Trapezoid rule over `steps` points.
+    """
+
+    name = "integrated"
+
+    def attribute(
+        self,
+        inputs: Any,
+        target: Any = None,
+        layer: str | None = None,
+        *,
+        baseline: Any = None,
+        steps: int = 64,
+        **options: Any,
+    ) -> np.ndarray:
+        x = np.asarray(inputs, np.float32)
+        base = (
+            np.zeros_like(x)
+            if baseline is None
+            else np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
+        )
+        target = self.backend.resolve_target(x, target)
+        alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
+        weights = np.full(steps + 1, 1.0 / steps, dtype=np.float32)
+        weights[[0, -1]] /= 2
+        total = np.zeros_like(x)
+        for alpha, weight in zip(alphas, weights):
+            total += weight * self.backend.input_gradient(
+                base + alpha * (x - base), target, "gradient"
+            )
+        return (x - base) * total
+
+
+class GradCAM(Method):
+    """Class activation maps from a layer's feature maps weighted by the spatial mean of
+    their gradients, then rectified. Returns (N, H, W) at the layer's resolution.
+
+    Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, "Grad-CAM: Visual Explanations
+    from Deep Networks via Gradient-based Localization", ICCV 2017. arXiv:1610.02391.
+    """
+
+    name = "gradcam"
+    needs_layer = True
+
+    def attribute(
+        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        acts, grads = self.backend.layer_gradient(
+            np.asarray(inputs, np.float32), target, self._check_layer(layer)
+        )
+        weights = grads.mean(axis=(2, 3), keepdims=True)
+        return np.maximum((weights * acts).sum(axis=1), 0.0)
+
+
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++: per-location weights from second and third powers of the gradient,
+    better when a class shows up more than once.
+
+    Chattopadhyay, Sarkar, Howlader & Balasubramanian, "Grad-CAM++: Improved Visual
+    Explanations for Deep Convolutional Networks", WACV 2018. arXiv:1710.11063.
+    """
+
+    name = "gradcam++"
+
+    def attribute(
+        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        acts, grads = self.backend.layer_gradient(
+            np.asarray(inputs, np.float32), target, self._check_layer(layer)
+        )
+        g2, g3 = grads**2, grads**3
+        denom = 2 * g2 + acts.sum(axis=(2, 3), keepdims=True) * g3
+        alpha = np.where(denom != 0, g2 / np.where(denom != 0, denom, 1.0), 0.0)
+        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(2, 3), keepdims=True)
+        return np.maximum((weights * acts).sum(axis=1), 0.0)
+
+
+METHODS: dict[str, type[Method]] = {
+    m.name: m
+    for m in (
+        Saliency,
+        SmoothGrad,
+        Deconvnet,
+        GuidedBackprop,
+        IntegratedGradients,
+        GradCAM,
+        GradCAMPlusPlus,
+    )
+}
+
+
+def make_method(name: str, model: Any) -> Method:
+    """A method by its short name: saliency, smoothgrad, deconvnet, guided, integrated,
+    gradcam, gradcam++."""
+    if name not in METHODS:
+        from weightlapse.errors import UnknownNameError
+
+        raise UnknownNameError(name, METHODS, what="attribution method")
+    return METHODS[name](model)

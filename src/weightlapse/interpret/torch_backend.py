@@ -1,0 +1,163 @@
+"""Attribution primitives for PyTorch. The ReLU rule reaches module ReLUs, in-place ReLUs
+and functional calls (F.relu, torch.relu, Tensor.relu) alike, through a TorchFunctionMode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from weightlapse.errors import WeightlapseError
+from weightlapse.integrations.torch import clean_name
+from weightlapse.interpret.backends import Backend
+
+
+class ReluRule(torch.autograd.Function):
+    """max(x, 0) forward; backward by the chosen rule."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.rule = rule
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        if ctx.rule == "deconvnet":  # only positive gradients, whatever the input was
+            return grad.clamp(min=0), None
+        if ctx.rule == "guided":  # positive gradients where the input was positive
+            return grad.clamp(min=0) * (x > 0), None
+        return grad * (x > 0), None
+
+
+RELU_FUNCTIONS = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+
+
+class ReluRuleMode(TorchFunctionMode):
+    """Every ReLU call inside it backpropagates by `rule` (in-place ones run out of place)."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__()
+        self.rule = rule
+        self.calls = 0
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        if func in RELU_FUNCTIONS:
+            self.calls += 1
+            return ReluRule.apply(args[0], self.rule)
+        return func(*args, **(kwargs or {}))
+
+
+class TorchBackend(Backend):
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        try:
+            self.device = next(model.parameters()).device
+        except StopIteration:
+            self.device = torch.device("cpu")
+
+    def _tensor(self, x: np.ndarray, grad: bool = False) -> torch.Tensor:
+        return torch.tensor(x, dtype=torch.float32, device=self.device, requires_grad=grad)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad(), _eval(self.model):
+            return self.model(self._tensor(x)).float().cpu().numpy()
+
+    def _score(self, out: torch.Tensor, target: np.ndarray) -> torch.Tensor:
+        index = torch.as_tensor(target, device=out.device)[:, None]
+        return out.reshape(len(out), -1).gather(1, index).sum()
+
+    def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
+        target = self.resolve_target(x, target)
+        xt = self._tensor(x, grad=True)
+        with _eval(self.model):
+            if rule == "gradient":
+                out = self.model(xt)
+            else:
+                with ReluRuleMode(rule) as mode, _unreached_relus(self.model, mode):
+                    out = self.model(xt)
+                if mode.calls == 0:
+                    raise WeightlapseError(
+                        f"The {rule} rule changes how gradients pass ReLUs, "
+                        "and this model ran no ReLU."
+                    )
+            (grad,) = torch.autograd.grad(self._score(out, target), xt)
+        return grad.cpu().numpy()
+
+    def layer_gradient(
+        self, x: np.ndarray, target: Any, layer: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        modules = {clean_name(n): m for n, m in self.model.named_modules() if n}
+        if layer not in modules:
+            from weightlapse.errors import UnknownNameError
+
+            raise UnknownNameError(layer, list(modules), what="layer")
+        target = self.resolve_target(x, target)
+        kept: list[torch.Tensor] = []
+        handle = modules[layer].register_forward_hook(lambda m, a, out: kept.append(out))
+        try:
+            with _eval(self.model):
+                out = self.model(self._tensor(x))
+                (grad,) = torch.autograd.grad(self._score(out, target), kept[0])
+        finally:
+            handle.remove()
+        acts = kept[0].detach()
+        if acts.ndim != 4:
+            raise WeightlapseError(
+                f"Layer {layer!r} gives maps of shape {tuple(acts.shape)}; "
+                "Grad-CAM needs a convolutional layer's (N, C, H, W)."
+            )
+        return acts.cpu().numpy(), grad.cpu().numpy()
+
+
+class _eval:
+    """Eval mode (no dropout, BatchNorm running statistics) inside, the old mode after."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model, self.was = model, model.training
+
+    def __enter__(self) -> None:
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was)
+
+
+class _unreached_relus:
+    """Names any nn.ReLU module that ran without its ReLU passing through the mode."""
+
+    def __init__(self, model: torch.nn.Module, mode: ReluRuleMode) -> None:
+        self.mode, self.missed = mode, []
+        self.handles = []
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.ReLU):
+                self.handles.append(module.register_forward_pre_hook(self._before))
+                self.handles.append(module.register_forward_hook(self._after(name)))
+
+    def _before(self, module: Any, args: Any) -> None:
+        module._weightlapse_calls = self.mode.calls
+
+    def _after(self, name: str) -> Any:
+        def hook(module: Any, args: Any, out: Any) -> None:
+            if self.mode.calls == getattr(module, "_weightlapse_calls", -1):
+                self.missed.append(clean_name(name))
+
+        return hook
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            handle.remove()
+        if self.missed and exc[0] is None:
+            raise WeightlapseError(
+                f"The ReLU rule could not reach {', '.join(self.missed)} (compiled or "
+                "scripted code bypasses Python function calls). Attribute the eager model."
+            )
