@@ -24,6 +24,7 @@ from weightlapse.record.schedule import Every, LogSpaced, PerEpoch
 from weightlapse.run import Run, TensorHistory, create, open
 from weightlapse.views.activations import activation_grid
 from weightlapse.views.animate import animate
+from weightlapse.views.attributions import attribution_grid, attribution_map, attribution_overlay
 from weightlapse.views.filters import filter_grid
 from weightlapse.views.heatmap import heatmap
 from weightlapse.views.histograms import histogram_ridgeline, histograms_over_time
@@ -50,6 +51,9 @@ __all__ = [
     "activation_grid",
     "activations",
     "animate",
+    "attribution_grid",
+    "attribution_map",
+    "attribution_overlay",
     "create",
     "diagnose",
     "filter_grid",

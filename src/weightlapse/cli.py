@@ -407,6 +407,51 @@ def export_command(
         console.print(f"wrote {export_npz(run, npz)}")
 
 
+@app.command("explain")
+@clean_errors
+def explain(
+    model_file: Path = typer.Argument(
+        ...,
+        help="A Keras .keras/.h5 model, a TorchScript file, "
+        "or a pickled PyTorch model (with --trust-pickle).",
+    ),
+    input_file: Path = typer.Argument(..., help="An image or a .npy input."),
+    out: Path = typer.Option(..., "--out", "-o", help="The figure: .png, .svg or .pdf."),
+    method: list[str] = typer.Option(
+        ["saliency"],
+        "--method",
+        "-m",
+        help="saliency, smoothgrad, deconvnet, guided, integrated, "
+        "gradcam, gradcam++ (repeat for a grid).",
+    ),
+    layer: str | None = typer.Option(None, help="The layer for gradcam (the last conv)."),
+    target: int | None = typer.Option(None, help="The class to explain (default: the top)."),
+    alpha: float = typer.Option(0.5, help="Opacity of the map over the input."),
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """What a saved model responds to in an input, by one or more attribution methods."""
+    from weightlapse.interpret.activations import framework_of
+    from weightlapse.interpret.loading import fit_batch, load_input, load_model
+    from weightlapse.interpret.methods import make_method
+    from weightlapse.views.attributions import attribution_grid, attribution_overlay
+
+    model = load_model(model_file, trust_pickle=trust_pickle)
+    channels_last = framework_of(model) == "keras"
+    x = fit_batch(load_input(input_file, channels_last), model, channels_last)
+    maps = {}
+    for name in method:
+        m = make_method(name, model)
+        maps[name] = m.attribute(x, target=target, layer=layer if m.needs_layer else None)
+    if len(maps) == 1:
+        name, values = next(iter(maps.items()))
+        fig = attribution_overlay(x[0], values[0], alpha=alpha, side_by_side=True, title=name)
+    else:
+        fig = attribution_grid(x[:1], maps, alpha=alpha)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    console.print(f"wrote {out}")
+
+
 def _size(path: Path) -> str:
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -235,6 +235,15 @@ class Run:
         return TensorHistory(self, layer, "activation")
 
     @property
+    def attributions(self) -> list[str]:
+        """Attribution maps recorded for the probe inputs ('saliency', 'gradcam:conv2')."""
+        return list(self._attrs["kinds"].get("attribution", {}).get("tensors", []))
+
+    def attribution(self, name: str) -> TensorHistory:
+        """A recorded attribution map: `.at(step)` is (probe inputs, *map)."""
+        return TensorHistory(self, name, "attribution")
+
+    @property
     def kinds(self) -> list[str]:
         return list(self._attrs["kinds"])
 
@@ -331,7 +340,9 @@ class Run:
                 epoch=epoch,
                 batch=batch,
                 scalars=scalars,
-                activations={k: _to_numpy(v, k) for k, v in (activations or {}).items()},
+                captures={
+                    "activation": {k: _to_numpy(v, k) for k, v in (activations or {}).items()}
+                },
             )
         finally:
             if snapshot is not None:

@@ -60,14 +60,23 @@ def torch_model():
 def torch_maps(model, x):
     from weightlapse.interpret.methods import make_method
 
-    return {name: make_method(name, model).attribute(
-        x, target=1, layer="relu2" if name.startswith("gradcam") else None)
-        for name in METHODS}
+    return {
+        name: make_method(name, model).attribute(
+            x, target=1, layer="relu2" if name.startswith("gradcam") else None
+        )
+        for name in METHODS
+    }
 
 
 def weights_of(model):
-    return {"c1w": model.conv1.weight, "c1b": model.conv1.bias, "c2w": model.conv2.weight,
-            "c2b": model.conv2.bias, "fw": model.fc.weight, "fb": model.fc.bias}
+    return {
+        "c1w": model.conv1.weight,
+        "c1b": model.conv1.bias,
+        "c2w": model.conv2.weight,
+        "c2b": model.conv2.bias,
+        "fw": model.fc.weight,
+        "fb": model.fc.bias,
+    }
 
 
 def test_keras_on_the_torch_backend_agrees_with_pytorch():

@@ -158,8 +158,7 @@ def test_gradcam_of_a_square_detector_peaks_inside_the_square():
     x, y, _ = square_data(512, rng)
     for _ in range(150):
         idx = rng.integers(0, 512, 64)
-        loss = torch.nn.functional.cross_entropy(model(torch.tensor(x[idx])),
-                                                 torch.tensor(y[idx]))
+        loss = torch.nn.functional.cross_entropy(model(torch.tensor(x[idx])), torch.tensor(y[idx]))
         opt.zero_grad()
         loss.backward()
         opt.step()

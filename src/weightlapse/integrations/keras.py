@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import MissingDependencyError, UnknownNameError, WeightlapseError
+from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.recorder import Recorder as RecorderCore
 from weightlapse.record.schedule import PerEpoch
 from weightlapse.record.stats import ArrayOps, NumpyOps
@@ -133,16 +134,35 @@ def layer_outputs(model: keras.Model, inputs: Any, layers: Sequence[str]) -> dic
     unknown = [name for name in layers if name not in names]
     if unknown:
         raise UnknownNameError(unknown[0], names, what="layer")
+    probe = probe_model(model, layers)
+    outputs = probe(keras.ops.convert_to_tensor(np.asarray(inputs)), training=False)
+    return {n: np.asarray(keras.ops.convert_to_numpy(o)) for n, o in zip(layers, outputs)}
+
+
+def probe_model(model: keras.Model, layers: Sequence[str]) -> keras.Model:
+    """A model from the same inputs to [each named layer's output..., the final output].
+
+    A Sequential model is traced anew: one that was loaded from a file keeps its layers'
+    first outputs in a graph its inputs no longer lead to.
+    """
     try:
-        probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
+        if isinstance(model, keras.Sequential):
+            inputs = keras.Input(
+                shape=tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype
+            )
+            x, kept = inputs, {}
+            for layer in model.layers:
+                x = layer(x)
+                kept[layer.name] = x
+            return keras.Model(inputs, [kept[n] for n in layers] + [x])
+        return keras.Model(
+            model.inputs, [model.get_layer(n).output for n in layers] + [model.outputs[0]]
+        )
     except (AttributeError, ValueError) as exc:
         raise WeightlapseError(
             f"Cannot read the layers of this {type(model).__name__} ({exc}). Build the model "
             "on a keras.Input (Sequential([keras.Input(shape), ...]) or the functional API)."
         ) from None
-    outputs = probe(keras.ops.convert_to_tensor(np.asarray(inputs)), training=False)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return {n: np.asarray(keras.ops.convert_to_numpy(o)) for n, o in zip(layers, outputs)}
 
 
 def _no_grad(ops: ArrayOps) -> contextlib.AbstractContextManager:
@@ -171,16 +191,13 @@ class Recorder(keras.callbacks.Callback):
         device_stats: bool | None = None,
         probe_inputs: Any = None,
         activations: Sequence[str] = (),
+        attributions: Sequence[str] = (),
+        probe_targets: Any = None,
         **options: Any,
     ) -> None:
         super().__init__()
-        if activations and probe_inputs is None:
-            raise WeightlapseError(
-                "activations=[...] needs probe_inputs=: a few fixed inputs whose "
-                "activations are recorded (for example x_val[:4])."
-            )
-        self.probe_inputs = probe_inputs
-        self.activation_layers = list(activations)
+        # The model is known once fit() starts; the options are checked now.
+        self.probes = ProbeCapture(None, probe_inputs, activations, attributions, probe_targets)
         if per not in ("batch", "epoch"):
             raise WeightlapseError(f"per={per!r}: record per 'batch' or per 'epoch'.")
         if per == "epoch":
@@ -206,6 +223,7 @@ class Recorder(keras.callbacks.Callback):
         if self._started:  # a second fit() goes on counting steps
             return
         self._started = True
+        self.probes.model = self.model
         self._variables = _tensor_names(self.model)
         self._ops = self._choose_ops()
         self._describe()
@@ -279,9 +297,9 @@ class Recorder(keras.callbacks.Callback):
             return
         weights = self._weights()
         grads = self._grads() if self._grad_slots and self.global_step > 0 else None
-        activations = None
-        if self.activation_layers and core.config.snapshots.due(self.global_step, epoch_end):
-            activations = layer_outputs(self.model, self.probe_inputs, self.activation_layers)
+        captures = None
+        if self.probes.active and core.config.snapshots.due(self.global_step, epoch_end):
+            captures = self.probes.capture()
         with _no_grad(self._ops):
             core.record(
                 self.global_step,
@@ -293,7 +311,7 @@ class Recorder(keras.callbacks.Callback):
                 scalars=scalars,
                 epoch_end=epoch_end,
                 force=force,
-                activations=activations,
+                captures=captures,
             )
 
     def _describe(self) -> None:

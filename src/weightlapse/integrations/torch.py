@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import MissingDependencyError, UnknownNameError, WeightlapseError
+from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.recorder import Recorder
 from weightlapse.run import Run, create
 from weightlapse.store.writer import TensorInfo
@@ -186,6 +187,8 @@ class TorchWatcher:
         *,
         probe_inputs: Any = None,
         activations: Sequence[str] = (),
+        attributions: Sequence[str] = (),
+        probe_targets: Any = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise WeightlapseError(
@@ -198,13 +201,7 @@ class TorchWatcher:
         self.global_step = 0
         self.epoch = 0
         self._grads: Any = None
-        self.probe_inputs = probe_inputs
-        self.activation_layers = list(activations)
-        if self.activation_layers and probe_inputs is None:
-            raise WeightlapseError(
-                "activations=[...] needs probe_inputs=: a few fixed inputs whose "
-                "activations are recorded (for example x_val[:4])."
-            )
+        self.probes = ProbeCapture(model, probe_inputs, activations, attributions, probe_targets)
         self._handles: list[Any] = []
         infos, layers = describe_model(model)
         self.recorder.infos.update(infos)
@@ -278,10 +275,9 @@ class TorchWatcher:
         epoch_end: bool = False,
         force: bool = False,
     ) -> None:
-        activations = None
-        due = self.recorder.config.snapshots.due(self.global_step, epoch_end)
-        if self.activation_layers and due:
-            activations = layer_outputs(self.model, self.probe_inputs, self.activation_layers)
+        captures = None
+        if self.probes.active and self.recorder.config.snapshots.due(self.global_step, epoch_end):
+            captures = self.probes.capture()
         with torch.no_grad():
             self.recorder.record(
                 self.global_step,
@@ -292,7 +288,7 @@ class TorchWatcher:
                 scalars=scalars,
                 epoch_end=epoch_end,
                 force=force,
-                activations=activations,
+                captures=captures,
             )
 
 
@@ -307,13 +303,16 @@ def watch(
     *,
     probe_inputs: Any = None,
     activations: Sequence[str] = (),
+    attributions: Sequence[str] = (),
+    probe_targets: Any = None,
     **options: Any,
 ) -> TorchWatcher:
     """Records `model` into `run` (a Run, or a path for a new one) at every optimizer step.
 
     `options` are those of `weightlapse.create` (every=, snapshots=, gradients=, ...).
     `activations` names layers whose outputs for `probe_inputs` are kept at every
-    snapshot step.
+    snapshot step; `attributions` names maps to keep the same way ("saliency",
+    "gradcam:conv2"), for `probe_targets` (default: each probe's top class).
     >>> rec = weightlapse.torch.watch(model, "runs/mlp", optimizer=opt, gradients=True)
     >>> ...train as usual...; rec.close()
     """
@@ -321,4 +320,12 @@ def watch(
         run = create(run, **options)
     elif options:
         run._configure(**options)
-    return TorchWatcher(model, run, optimizer, probe_inputs=probe_inputs, activations=activations)
+    return TorchWatcher(
+        model,
+        run,
+        optimizer,
+        probe_inputs=probe_inputs,
+        activations=activations,
+        attributions=attributions,
+        probe_targets=probe_targets,
+    )

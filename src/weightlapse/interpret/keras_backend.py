@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
+from weightlapse.integrations.keras import probe_model
 from weightlapse.interpret.backends import Backend
 
 
@@ -93,9 +94,7 @@ class KerasBackend(Backend):
         if layer not in names:
             raise UnknownNameError(layer, names, what="layer")
         target = self.resolve_target(x, target)
-        probe = keras.Model(
-            self.model.inputs, [self.model.get_layer(layer).output, self.model.outputs[0]]
-        )
+        probe = probe_model(self.model, [layer])
         if self.name == "tensorflow":
             import tensorflow as tf
 

@@ -100,7 +100,13 @@ class TorchBackend(Backend):
             raise UnknownNameError(layer, list(modules), what="layer")
         target = self.resolve_target(x, target)
         kept: list[torch.Tensor] = []
-        handle = modules[layer].register_forward_hook(lambda m, a, out: kept.append(out))
+        try:
+            handle = modules[layer].register_forward_hook(lambda m, a, out: kept.append(out))
+        except RuntimeError as exc:  # TorchScript modules run no hooks
+            raise WeightlapseError(
+                f"Cannot read layer {layer!r} of this {type(self.model).__name__} ({exc}); "
+                "layer methods need the eager model."
+            ) from None
         try:
             with _eval(self.model):
                 out = self.model(self._tensor(x))

@@ -118,12 +118,12 @@ class Recorder:
         scalars: Mapping[str, Any] | None = None,
         epoch_end: bool = False,
         force: bool = False,
-        activations: Mapping[str, np.ndarray] | None = None,
+        captures: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> bool:
         """Records `step` if a schedule says so (or `force`); True when it did.
 
-        `activations` (layer name -> host array for the probe inputs) are kept whole, as
-        snapshots of kind 'activation', with their statistics.
+        `captures` ({kind: {name: host array}}: 'activation' and 'attribution' arrays for
+        the probe inputs) are kept whole, as snapshots of that kind, with statistics.
         """
         cfg = self.config
         take_snapshot = cfg.snapshots.due(step, epoch_end) and self._within_budget(params)
@@ -133,8 +133,9 @@ class Recorder:
             return False
         if self._pending is not None and self._pending.step == step:
             self._merge_into_pending(params, ops, scalars, take_snapshot, epoch)
-            if activations and "activation" not in self._pending.kinds:
-                self._add_activations(self._pending, activations)
+            for kind, arrays in (captures or {}).items():
+                if arrays and kind not in self._pending.kinds:
+                    self._add_captures(self._pending, kind, arrays)
             return True
         params = {n: t for n, t in params.items() if self.filter.keeps(n)}
         kinds: dict[str, Mapping[str, Any]] = {"param": params}
@@ -161,8 +162,9 @@ class Recorder:
         record.kinds.update(prepared)
         if take_snapshot:
             self._add_snapshots(record, params, ops)
-        if activations:
-            self._add_activations(record, activations)
+        for kind, arrays in (captures or {}).items():
+            if arrays:
+                self._add_captures(record, kind, arrays)
         self._submit_pending()
         self._pending = record
         return True
@@ -282,10 +284,12 @@ class Recorder:
             self._budget_warned = True
         return False
 
-    def _add_activations(self, record: StepRecord, activations: Mapping[str, np.ndarray]) -> None:
-        record.kinds["activation"] = self._summarize("activation", activations, _HOST)
-        for name, values in activations.items():
-            record.snapshots[("activation", name)] = np.asarray(values)
+    def _add_captures(
+        self, record: StepRecord, kind: str, arrays: Mapping[str, np.ndarray]
+    ) -> None:
+        record.kinds[kind] = self._summarize(kind, arrays, _HOST)
+        for name, values in arrays.items():
+            record.snapshots[(kind, name)] = np.asarray(values)
 
     def _add_snapshots(self, record: StepRecord, params: Mapping[str, Any], ops: ArrayOps) -> None:
         for name, tensor in params.items():

@@ -21,6 +21,7 @@ from rich.progress import track
 from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.run import Run
 from weightlapse.views.activations import activation_panels
+from weightlapse.views.attributions import attribution_panels
 from weightlapse.views.filters import filter_panels
 from weightlapse.views.heatmap import heatmap_panels
 from weightlapse.views.histograms import histograms_over_time
@@ -34,6 +35,7 @@ IMAGE_VIEWS: dict[str, Callable[..., Panels]] = {
     "filters": filter_panels,
     "heatmap": heatmap_panels,
     "activations": activation_panels,
+    "attributions": attribution_panels,
 }
 TIMELINE_VIEWS: dict[str, Callable[..., Figure]] = {
     "trajectories": trajectories,
@@ -52,6 +54,8 @@ def check_view(view: str) -> None:
 def default_steps(run: Run, view: str, name: str) -> list[int]:
     if view == "activations":
         return run.activation(name).snapshot_steps
+    if view == "attributions":
+        return run.attribution(name).snapshot_steps
     if view in IMAGE_VIEWS:
         return run[name].snapshot_steps
     return [int(s) for s in run.steps]

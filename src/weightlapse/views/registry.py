@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.views.activations import activation_grid
+from weightlapse.views.attributions import attribution_map
 from weightlapse.views.filters import filter_grid
 from weightlapse.views.heatmap import heatmap
 from weightlapse.views.histograms import histogram_ridgeline, histograms_over_time
@@ -36,6 +37,7 @@ VIEWS: dict[str, View] = {
     "stats": View(statistics_over_time, True, (), "norms, update ratio, zeros, NaN/Inf"),
     "overview": View(overview, False, ("kind", "stat"), "one row per tensor over steps"),
     "activations": View(activation_grid, True, ("step", "sample"), "feature maps of probes"),
+    "attributions": View(attribution_map, True, ("step", "sample"), "maps of probe inputs"),
 }
 
 
