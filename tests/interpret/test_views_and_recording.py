@@ -175,3 +175,48 @@ def test_explain_a_saved_keras_model_on_an_image(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "cam.png").stat().st_size > 5000
+
+
+def test_the_keras_recorder_keeps_activations_and_maps_of_probe_inputs(tmp_path):
+    keras = pytest.importorskip("keras")
+    from weightlapse.keras import Recorder
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(3, name="fc"),
+        ]
+    )
+    model.compile(
+        optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 32)
+    probes = x[:2]
+    recorder = Recorder(
+        tmp_path / "r",
+        snapshots="epoch",
+        probe_inputs=probes,
+        activations=["conv"],
+        attributions=["saliency", "gradcam:conv"],
+        probe_targets=[0, 1],
+    )
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[recorder])
+    recorder.close()
+    run = weightlapse.open(tmp_path / "r")
+    assert run.activations == ["conv"] and run.attributions == ["saliency", "gradcam:conv"]
+    assert run.attribution("saliency").snapshot_steps == [4, 8]
+    np.testing.assert_allclose(
+        run.attribution("saliency").at(8),
+        Saliency(model).attribute(probes, target=[0, 1]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        run.activation("conv").at(8), weightlapse.activations(model, probes, "conv"), rtol=1e-5
+    )
+    with pytest.raises(weightlapse.WeightlapseError, match="probe_inputs"):
+        Recorder(tmp_path / "r2", attributions=["saliency"])
