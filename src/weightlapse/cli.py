@@ -46,6 +46,13 @@ FrameworkOpt = typer.Option("torch", "--framework", "-f", help="torch or keras."
 BackendOpt = typer.Option(
     None, "--keras-backend", help="Keras backend: torch, tensorflow or jax (default: torch)."
 )
+DataOpt = typer.Option(
+    None,
+    "--data",
+    help="MNIST folder (IDX files) or Keras mnist.npz; default: a cached Keras download, "
+    "else scikit-learn's 8x8 digits.",
+)
+SeedOpt = typer.Option(0, help="Random seed.")
 OutOpt = typer.Option(Path("weightlapse-demo"), "--out", "-o", help="Folder for runs and figures.")
 
 
@@ -55,7 +62,7 @@ def demo_neuron(
     framework: str = FrameworkOpt,
     keras_backend: str | None = BackendOpt,
     out: Path = OutOpt,
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SeedOpt,
 ) -> None:
     """Story 1: one tanh neuron; its two weights climb to 1.0 over the batches."""
     from weightlapse.demos.neuron import run_neuron
@@ -76,15 +83,10 @@ def demo_neuron(
 def demo_mnist(
     framework: str = FrameworkOpt,
     keras_backend: str | None = BackendOpt,
-    data: Path | None = typer.Option(
-        None,
-        "--data",
-        help="MNIST folder (IDX files) or Keras mnist.npz; default: a cached "
-        "Keras download, else scikit-learn's 8x8 digits.",
-    ),
+    data: Path | None = DataOpt,
     epochs: int = typer.Option(10, help="Epochs to train."),
     out: Path = OutOpt,
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SeedOpt,
 ) -> None:
     """Story 2: a linear softmax classifier; its ten class templates as images."""
     from weightlapse.demos.mnist import run_mnist
@@ -114,17 +116,12 @@ def demo_mnist(
 def demo_cnn(
     framework: str = FrameworkOpt,
     keras_backend: str | None = BackendOpt,
-    data: Path | None = typer.Option(
-        None,
-        "--data",
-        help="MNIST folder (IDX files) or Keras mnist.npz; default: a cached "
-        "Keras download, else scikit-learn's 8x8 digits.",
-    ),
+    data: Path | None = DataOpt,
     epochs: int = typer.Option(3, help="Epochs to train."),
     out: Path = typer.Option(
         Path("weightlapse-gallery"), "--out", "-o", help="Folder for the run and the gallery."
     ),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SeedOpt,
 ) -> None:
     """A gallery: a small conv net, recorded with activation probes; every view and an
     animation of its first layer's filters."""
