@@ -449,6 +449,31 @@ def explain(
     console.print(f"wrote {out}")
 
 
+@app.command("view")
+@clean_errors
+def view(
+    runs_dir: Path = typer.Argument(Path("."), help="The folder holding your runs."),
+    port: int = typer.Option(8050, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (local only by default)."),
+    browser: bool = typer.Option(True, "--browser/--no-browser", help="Open a browser."),
+) -> None:
+    """The live dashboard: runs, tensors, every view, a step slider that plays training
+    back, two runs side by side. New runs and new steps appear while they are written."""
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from weightlapse.dashboard.app import create_app
+
+    application = create_app(runs_dir)
+    address = f"http://{host}:{port}/"
+    console.print(f"weightlapse dashboard for {runs_dir} at {address} (Ctrl+C stops it)")
+    if browser:
+        threading.Timer(1.0, webbrowser.open, args=(address,)).start()
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 def _size(path: Path) -> str:
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -1,0 +1,1 @@
+"""The live dashboard: `weightlapse view RUNS_DIR`."""
