@@ -112,3 +112,19 @@ def test_unknown_tensor_and_bad_step(client):
     assert r.status_code == 404 and "dense/kernal" in r.json()["error"]
     r = client.get("/api/run/frame/a", params={"tensor": "dense/kernel", "step": "x"})
     assert r.status_code == 400
+
+
+def test_probe_views_snap_to_the_latest_snapshot(tmp_path):
+    root = tmp_path / "runs"
+    with weightlapse.create(root / "p", snapshots=2) as run:
+        for step in range(5):
+            run.log(
+                step,
+                {"w": np.ones((4, 4)) * step},
+                activations={"relu": np.full((2, 3, 4, 4), float(step))},
+            )
+    client = TestClient(create_app(root))
+    png = client.get("/api/run/view/activations/p", params={"tensor": "relu", "step": 3})
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    info = client.get("/api/run/info/p").json()
+    assert {layer["name"] for layer in info["layers"]} >= {"activation"}

@@ -110,6 +110,18 @@ def _tensor(run: Run, request: Request) -> tuple[str, str]:
     return name, kind
 
 
+def _snapshot_at(run: Run, view: str, name: str, step: int) -> int:
+    """The latest snapshot at or before `step` of what an image view draws (views of
+    the whole history take any step)."""
+    kinds = {"activations": "activation", "attributions": "attribution"}
+    kind = kinds.get(view, "param")
+    entry = run._attrs["snapshots"].get(kind, {}).get(name)
+    if not entry or not entry["steps"]:
+        return step
+    steps = entry["steps"]
+    return steps[max(0, int(np.searchsorted(steps, step, side="right")) - 1)]
+
+
 def create_app(runs_dir: str | Path) -> Starlette:
     """The dashboard over `runs_dir`: `uvicorn` serves it (see `weightlapse view`)."""
     root = Path(runs_dir)
@@ -244,8 +256,11 @@ def create_app(runs_dir: str | Path) -> Starlette:
                     options[key] = int(q[key])
                 except ValueError:
                     raise HTTPException(400, f"{key} must be an integer") from None
+        view_name = request.path_params["view"]
         try:
-            fig = render(run, request.path_params["view"], q.get("tensor"), **options)
+            if "step" in options and q.get("tensor"):
+                options["step"] = _snapshot_at(run, view_name, q["tensor"], options["step"])
+            fig = render(run, view_name, q.get("tensor"), **options)
         except WeightlapseError as exc:
             raise HTTPException(404, str(exc)) from None
         buffer = io.BytesIO()

@@ -9,6 +9,17 @@ const state = {
 window.__wl = state; // read by the end-to-end tests and the benchmark
 
 const enc = encodeURIComponent;
+let plotlyStarted = false;
+let plotlyLoaded;
+const plotlyReady = new Promise((resolve) => { plotlyLoaded = resolve; });
+function loadPlotly() {
+  if (plotlyStarted) return;
+  plotlyStarted = true;
+  const script = document.createElement("script");
+  script.src = "/vendor/plotly.min.js";
+  script.onload = plotlyLoaded;
+  document.head.append(script);
+}
 const runPath = (name) => name.split("/").map(enc).join("/");
 
 async function getJSON(url) {
@@ -60,6 +71,7 @@ async function selectRun(name) {
   }
   state.info = await getJSON(`/api/run/info/${runPath(name)}`);
   renderTree();
+  renderViewChoices();
   setSlider(state.info.steps.length - 1);
   drawScalars();
   const first = state.info.layers.flatMap((l) => l.tensors)
@@ -71,6 +83,7 @@ function renderTree() {
   const tree = $("tree");
   tree.replaceChildren();
   for (const layer of state.info.layers) {
+    if (!layer.tensors.some((t) => t.kinds.includes("param"))) continue;
     const details = el("details");
     details.open = true;
     details.append(el("summary", layer.name || "(model)"));
@@ -86,6 +99,31 @@ function renderTree() {
   }
 }
 
+// Views of a tensor, then the probe inputs' activations and maps where they were recorded.
+const TENSOR_VIEWS = ["weights", "filters", "heatmap", "trajectories", "histograms", "stats",
+  "ridgeline", "overview"];
+
+function renderViewChoices() {
+  const select = $("view");
+  const chosen = select.value;
+  select.replaceChildren();
+  for (const view of TENSOR_VIEWS) {
+    const option = el("option", view);
+    option.value = view;
+    select.append(option);
+  }
+  for (const layer of state.info.layers) {
+    const view = { activation: "activations", attribution: "attributions" }[layer.name];
+    if (!view) continue;
+    for (const tensor of layer.tensors) {
+      const option = el("option", `${view}: ${tensor.name}`);
+      option.value = `${view}\n${tensor.name}`;
+      select.append(option);
+    }
+  }
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+
 // ---- one tensor -------------------------------------------------------------------
 async function selectTensor(name) {
   state.tensor = name;
@@ -95,10 +133,9 @@ async function selectTensor(name) {
   }
   $("frame-title").textContent = name;
   const q = `?tensor=${enc(name)}&kind=param`;
-  const [stats, hist] = await Promise.all([
-    getJSON(`/api/run/stats/${runPath(state.run)}${q}`),
-    getJSON(`/api/run/histograms/${runPath(state.run)}${q}`),
-  ]);
+  const histogram = getJSON(`/api/run/histograms/${runPath(state.run)}${q}`);
+  fetchFrame(state.run, name, currentStep());  // on its way while the statistics come
+  const stats = await getJSON(`/api/run/stats/${runPath(state.run)}${q}`);
   // One colour scale for every step, symmetric around zero: change stays visible.
   const extremes = stats.stats.min.concat(stats.stats.max).filter((v) => v !== null);
   state.limit = Math.max(1e-12, ...extremes.map(Math.abs));
@@ -106,12 +143,16 @@ async function selectTensor(name) {
   const lines = ["l2", "mean_abs", "std"].map((s) => ({
     x: stats.steps, y: stats.stats[s], name: s, mode: "lines",
   }));
+  await drawStep();  // the picture first; the charts after it
+  loadPlotly();
+  await plotlyReady;
   Plotly.react("stats", lines, plotLayout("step", "value"));
+  const hist = await histogram;
   Plotly.react("hist", [{
     x: hist.steps, y: hist.values, z: transpose(hist.counts), type: "heatmap",
     colorscale: "Viridis", zsmooth: false,
   }], plotLayout("step", "value"));
-  await drawStep();
+  moveCursors(currentStep());
 }
 
 function transpose(rows) {
@@ -127,6 +168,7 @@ function plotLayout(x, y, extra = {}) {
 
 async function drawScalars() {
   const data = await getJSON(`/api/run/scalars/${runPath(state.run)}`);
+  await plotlyReady;
   const traces = Object.entries(data.series).map(([name, values]) => ({
     x: data.steps, y: values, name, mode: "lines", connectgaps: true,
   }));
@@ -143,20 +185,44 @@ async function fetchFrame(run, tensor, step) {
       if (!response.ok) return null;
       const [rows, cols] = response.headers.get("X-Shape").split(",").map(Number);
       const data = new Float32Array(await response.arrayBuffer());
-      const z = [];
-      for (let r = 0; r < rows; r++) z.push(Array.from(data.subarray(r * cols, (r + 1) * cols)));
-      return { z, step: Number(response.headers.get("X-Step")), sum: data.reduce((a, b) => a + b, 0) };
+      return { data, rows, cols, step: Number(response.headers.get("X-Step")),
+               sum: data.reduce((a, b) => a + b, 0) };
     })());
   }
   return state.frames.get(key);
 }
 
-function heatmap(div, frame, title) {
-  Plotly.react(div, [{
-    z: frame.z, type: "heatmap", colorscale: "RdBu", reversescale: true,
-    zmin: -state.limit, zmax: state.limit, zsmooth: false,
-  }], plotLayout("", "", { yaxis: { autorange: "reversed" }, showlegend: false,
-    title: { text: title, font: { size: 12 } } }));
+// The diverging, symmetric colour policy of the figures (seismic), with NaN green,
+// +Inf magenta and -Inf cyan: colours no finite value takes.
+const ANCHORS = [[0, 0, 76], [0, 0, 255], [255, 255, 255], [255, 0, 0], [128, 0, 0]];
+const LUT = Array.from({ length: 256 }, (_, i) => {
+  const x = (i / 255) * (ANCHORS.length - 1);
+  const k = Math.min(Math.floor(x), ANCHORS.length - 2);
+  const t = x - k;
+  return ANCHORS[k].map((c, j) => Math.round(c + (ANCHORS[k + 1][j] - c) * t));
+});
+const NAN_RGB = [0, 180, 0], POSINF_RGB = [255, 0, 255], NEGINF_RGB = [0, 229, 255];
+
+function heatmap(canvasId, frame, title) {
+  const canvas = $(canvasId);
+  canvas.width = frame.cols;
+  canvas.height = frame.rows;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(frame.cols, frame.rows);
+  const limit = state.limit;
+  for (let i = 0; i < frame.data.length; i++) {
+    const v = frame.data[i];
+    let rgb;
+    if (Number.isNaN(v)) rgb = NAN_RGB;
+    else if (v === Infinity) rgb = POSINF_RGB;
+    else if (v === -Infinity) rgb = NEGINF_RGB;
+    else rgb = LUT[Math.max(0, Math.min(255, Math.round(((v + limit) / (2 * limit)) * 255)))];
+    image.data.set(rgb, i * 4);
+    image.data[i * 4 + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  $(`${canvasId.replace("-canvas", "")}-note`).textContent =
+    `${title} · ${frame.rows}×${frame.cols} · blue −${limit.toPrecision(3)} … red +${limit.toPrecision(3)}`;
 }
 
 function currentStep() {
@@ -169,15 +235,12 @@ async function drawStep() {
   const epoch = state.info.epochs[state.index];
   $("step-label").textContent = `step ${step}${epoch >= 0 ? ` · epoch ${epoch}` : ""}` +
     ` (${state.index + 1}/${state.info.steps.length})`;
-  const cursor = { shapes: [{ type: "line", x0: step, x1: step, yref: "paper", y0: 0, y1: 1,
-    line: { color: "black", width: 1 } }] };
-  for (const id of ["scalars", "stats", "hist"]) {
-    if ($(id).data) Plotly.relayout(id, cursor);
-  }
+  // While playing, the charts' cursors wait for the stop: relayout costs more than a frame.
+  if (!state.playing) moveCursors(step);
   if (!state.tensor) return;
   const frame = await fetchFrame(state.run, state.tensor, step);
   if (frame && currentStep() === step) {
-    heatmap("frame", frame, `${state.run} · snapshot at step ${frame.step}`);
+    heatmap("frame-canvas", frame, `${state.run} · snapshot at step ${frame.step}`);
     state.drawn += 1;
     state.lastStep = frame.step;
     state.lastSum = frame.sum;
@@ -186,16 +249,29 @@ async function drawStep() {
     $("compare-box").hidden = false;
     const other = await fetchFrame(state.compare, state.tensor, step);
     $("compare-title").textContent = `${state.compare}: ${state.tensor}`;
-    if (other) heatmap("frame-b", other, `${state.compare} · snapshot at step ${other.step}`);
+    if (other) {
+      heatmap("frame-b-canvas", other, `${state.compare} · snapshot at step ${other.step}`);
+      state.drawnB = (state.drawnB || 0) + 1;
+    }
   } else {
     $("compare-box").hidden = true;
   }
   if (!state.playing) drawView();
 }
 
+function moveCursors(step) {
+  if (!window.Plotly) return;
+  const cursor = { shapes: [{ type: "line", x0: step, x1: step, yref: "paper", y0: 0, y1: 1,
+    line: { color: "black", width: 1 } }] };
+  for (const id of ["scalars", "stats", "hist"]) {
+    if ($(id).data) Plotly.relayout(id, cursor);
+  }
+}
+
 function drawView() {
-  const view = $("view").value;
-  const q = new URLSearchParams({ tensor: state.tensor || "", step: String(currentStep()) });
+  const [view, probe] = $("view").value.split("\n");
+  const q = new URLSearchParams({ tensor: probe || state.tensor || "",
+                                  step: String(currentStep()) });
   const img = $("view-img");
   img.onerror = () => { $("view-error").textContent = `no ${view} view for this tensor`; };
   img.onload = () => { $("view-error").textContent = ""; };
@@ -225,6 +301,7 @@ function play() {
   if (k < 0) k = 0;
   const tick = async () => {
     if (!state.playing) return;
+    const began = performance.now();
     if (k >= frames.length) return stop();
     for (let j = k + 1; j < Math.min(frames.length, k + 12); j++) {  // prefetch ahead
       fetchFrame(state.run, state.tensor, state.info.steps[frames[j]]);
@@ -232,7 +309,7 @@ function play() {
     setSlider(frames[k]);
     k += 1;
     await drawStep();
-    state.timer = setTimeout(tick, 1000 / 25);
+    state.timer = setTimeout(tick, Math.max(0, 1000 / 30 - (performance.now() - began)));
   };
   tick();
 }
@@ -241,6 +318,7 @@ function stop() {
   state.playing = false;
   clearTimeout(state.timer);
   $("play").textContent = "▶";
+  moveCursors(currentStep());
   drawView();
 }
 
@@ -275,4 +353,5 @@ $("compare").addEventListener("change", () => {
   drawStep();
 });
 loadRuns();
+setTimeout(loadPlotly, 1500);  // charts come anyway, also for a folder with no run yet
 setInterval(followLive, 1000);

@@ -1,0 +1,161 @@
+"""The dashboard in a real headless Chromium: pick a run and a tensor, move the slider and
+see the picture change, play, and see new steps arrive while a recorder writes."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import weightlapse
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not shutil.which("chromium"), reason="needs Debian's chromium (apt-get install chromium)"
+)
+playwright = pytest.importorskip("playwright.sync_api")
+
+LIVE_WRITER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import weightlapse
+    rng = np.random.default_rng(1)
+    with weightlapse.create(sys.argv[1], snapshots=1, flush_seconds=0.2) as run:
+        for step in range(400):
+            run.log(step, {"fc/kernel": rng.normal(size=(16, 8))}, loss=1.0 / (step + 1))
+            time.sleep(0.05)
+""")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    import uvicorn
+
+    from weightlapse.dashboard.app import create_app
+
+    root = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    with weightlapse.create(root / "mnist", snapshots=1) as run:
+        w = rng.normal(0, 0.1, size=(64, 10))
+        for step in range(30):
+            w = w + rng.normal(0, 0.05, size=w.shape) * (np.arange(64)[:, None] < 32)
+            run.log(
+                step,
+                {"dense/kernel": w, "dense/bias": w[0]},
+                loss=1.0 / (step + 1),
+                epoch=step // 10,
+            )
+    port = free_port()
+    config = uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="error")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not uv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/", root
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield tab
+        browser.close()
+
+
+def wl(page, expression):
+    return page.evaluate(f"() => window.__wl.{expression}")
+
+
+def test_pick_a_run_and_a_tensor_move_the_slider_and_play(server, page):
+    url, _ = server
+    page.goto(url)
+    page.wait_for_function("() => window.__wl && window.__wl.drawn > 0", timeout=15000)
+    assert page.locator("#runs button").first.text_content().startswith("mnist")
+    page.locator(".tensor", has_text="dense/kernel").click()
+    page.wait_for_function("() => window.__wl.tensor === 'dense/kernel'")
+    assert wl(page, "lastStep") == 29  # the newest step first
+    before = page.locator("#frame").screenshot()
+    first_sum = wl(page, "lastSum")
+    page.evaluate("""() => { const s = document.getElementById('slider');
+        s.value = '3'; s.dispatchEvent(new Event('input')); }""")
+    page.wait_for_function("() => window.__wl.lastStep === 3")
+    assert "step 3 · epoch 0" in page.locator("#step-label").text_content()
+    assert wl(page, "lastSum") != first_sum
+    assert page.locator("#frame").screenshot() != before
+    drawn = wl(page, "drawn")
+    page.locator("#play").click()
+    page.wait_for_function(f"() => window.__wl.drawn >= {drawn + 10}", timeout=15000)
+    assert wl(page, "lastStep") > 3
+    page.wait_for_function("() => !window.__wl.playing", timeout=15000)  # stops at the end
+    assert wl(page, "lastStep") == 29
+
+
+def test_new_steps_and_new_runs_appear_while_a_recorder_writes(server, page):
+    url, root = server
+    page.goto(url)
+    page.wait_for_function("() => window.__wl && window.__wl.drawn > 0", timeout=15000)
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(root / "live")])
+    try:
+        page.wait_for_selector("#runs button[data-name='live']", timeout=20000)
+        page.locator("#runs button[data-name='live']").click()
+        page.wait_for_function(
+            "() => window.__wl.run === 'live' && window.__wl.info", timeout=10000
+        )
+        page.wait_for_function("() => window.__wl.drawn > 1", timeout=10000)
+        seen = wl(page, "info.steps.length")
+        page.wait_for_function(f"() => window.__wl.info.steps.length > {seen + 5}", timeout=20000)
+        # following live: the page moved to a newer step with no reload
+        page.wait_for_function(f"() => window.__wl.lastStep >= {seen}", timeout=20000)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_two_runs_side_by_side(server, page):
+    url, root = server
+    with weightlapse.create(root / "other", snapshots=1) as run:
+        for step in range(30):
+            run.log(
+                step, {"dense/kernel": np.full((64, 10), 0.01 * step), "dense/bias": np.zeros(10)}
+            )
+    page.goto(url)
+    page.wait_for_function("() => window.__wl && window.__wl.drawn > 0", timeout=15000)
+    page.locator("#runs button[data-name='mnist']").click()
+    page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
+    page.select_option("#compare", "other")
+    page.wait_for_selector("#compare-box:not([hidden])")
+    page.wait_for_function("() => window.__wl.drawnB > 0", timeout=10000)
+    assert "other" in page.locator("#compare-title").text_content()
+
+
+def test_run_and_tensor_names_are_shown_as_text_never_as_html(server, page):
+    url, root = server
+    with weightlapse.create(root / "<img src=x onerror=alert(1)>", snapshots=1) as run:
+        run.log(0, {"<b>w</b>": np.ones((2, 2))})
+    page.goto(url)
+    page.wait_for_selector("#runs button >> nth=1", timeout=15000)
+    names = page.locator("#runs button").all_text_contents()
+    assert any("<img src=x onerror=alert(1)>" in n for n in names)
+    assert page.locator("#runs img").count() == 0
+    page.locator("#runs button", has_text="onerror").click()
+    page.wait_for_selector(".tensor", timeout=10000)
+    assert page.locator(".tensor").first.text_content().startswith("<b>w</b>")
+    assert page.locator("#tree b").count() == 0
