@@ -21,6 +21,7 @@ from weightlapse.errors import (
     WeightlapseError,
 )
 from weightlapse.record.recorder import RecordConfig, Recorder
+from weightlapse.record.schedule import Always, Never
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import STAT_NAMES, NumpyOps
 from weightlapse.store import layout
@@ -232,7 +233,7 @@ class Run:
 
     def activation(self, layer: str) -> TensorHistory:
         """A layer's recorded activations: `.at(step)` is (probe inputs, *layer output)."""
-        return TensorHistory(self, layer, "activation")
+        return self.history(layer, "activation")
 
     @property
     def attributions(self) -> list[str]:
@@ -241,7 +242,7 @@ class Run:
 
     def attribution(self, name: str) -> TensorHistory:
         """A recorded attribution map: `.at(step)` is (probe inputs, *map)."""
-        return TensorHistory(self, name, "attribution")
+        return self.history(name, "attribution")
 
     @property
     def kinds(self) -> list[str]:
@@ -290,6 +291,10 @@ class Run:
     def __getitem__(self, name: str) -> TensorHistory:
         return TensorHistory(self, name)
 
+    def history(self, name: str, kind: str = "param") -> TensorHistory:
+        """One tensor of one kind: param, grad, update, activation or attribution."""
+        return TensorHistory(self, name, kind)
+
     def __contains__(self, name: object) -> bool:
         return name in self.tensors
 
@@ -330,7 +335,7 @@ class Run:
             recorder.config.gradients = True
         if snapshot is not None:
             keep = recorder.config.snapshots
-            recorder.config.snapshots = _Always() if snapshot else _NeverSchedule()
+            recorder.config.snapshots = Always() if snapshot else Never()
         try:
             recorder.record(
                 int(step),
@@ -397,18 +402,6 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Always:
-    per_epoch = False
-
-    def due(self, step: int, epoch_end: bool = False) -> bool:
-        return True
-
-
-class _NeverSchedule(_Always):
-    def due(self, step: int, epoch_end: bool = False) -> bool:
-        return False
 
 
 def flatten_named(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -116,9 +116,11 @@ def _snapshot_at(run: Run, view: str, name: str, step: int) -> int:
     kinds = {"activations": "activation", "attributions": "attribution"}
     kind = kinds.get(view, "param")
     entry = run._attrs["snapshots"].get(kind, {}).get(name)
-    if not entry or not entry["steps"]:
-        return step
-    steps = entry["steps"]
+    return latest_at(entry["steps"], step) if entry and entry["steps"] else step
+
+
+def latest_at(steps: list[int], step: int) -> int:
+    """The latest of the (sorted) snapshot steps at or before `step`, else the first."""
     return steps[max(0, int(np.searchsorted(steps, step, side="right")) - 1)]
 
 
@@ -194,7 +196,7 @@ def create_app(runs_dir: str | Path) -> Starlette:
     async def stats(request: Request) -> Response:
         run = cache.get(request.path_params["run"])
         name, kind = _tensor(run, request)
-        table = (run[name] if kind == "param" else getattr(run[name], kind)).stats
+        table = run.history(name, kind).stats
         return JSONResponse(
             {
                 "steps": table.steps.tolist(),
@@ -205,7 +207,7 @@ def create_app(runs_dir: str | Path) -> Starlette:
     async def histograms(request: Request) -> Response:
         run = cache.get(request.path_params["run"])
         name, kind = _tensor(run, request)
-        hist = (run[name] if kind == "param" else getattr(run[name], kind)).histograms
+        hist = run.history(name, kind).histograms
         matrix, grid = common_grid(hist, 64)
         return JSONResponse(
             {
@@ -218,7 +220,7 @@ def create_app(runs_dir: str | Path) -> Starlette:
     async def frame(request: Request) -> Response:
         run = cache.get(request.path_params["run"])
         name, kind = _tensor(run, request)
-        history = run[name] if kind == "param" else getattr(run[name], kind)
+        history = run.history(name, kind)
         steps = history.snapshot_steps
         if not steps:
             raise HTTPException(404, f"{name!r} has no snapshots")
@@ -226,9 +228,8 @@ def create_app(runs_dir: str | Path) -> Starlette:
             wanted = int(request.query_params.get("step", steps[-1]))
         except ValueError:
             raise HTTPException(400, "step must be an integer") from None
-        # the latest snapshot at or before the wanted step (else the first)
-        index = max(0, int(np.searchsorted(steps, wanted, side="right")) - 1)
-        matrix = as_matrix(history.at(steps[index]))
+        shown_step = latest_at(steps, wanted)
+        matrix = as_matrix(history.at(shown_step))
         shown, block = block_reduce(matrix, MAX_FRAME, "mean")
         data = np.ascontiguousarray(shown, dtype="<f4")
         return Response(
@@ -236,7 +237,7 @@ def create_app(runs_dir: str | Path) -> Starlette:
             media_type="application/octet-stream",
             headers={
                 "X-Shape": f"{data.shape[0]},{data.shape[1]}",
-                "X-Step": str(steps[index]),
+                "X-Step": str(shown_step),
                 "X-Block": f"{block[0]},{block[1]}",
                 "Cache-Control": "no-store",
             },

@@ -68,7 +68,7 @@ def histograms_over_time(
     if isinstance(source, Histograms):
         hist, stats = source, None
     else:
-        history = source[name] if kind == "param" else getattr(source[name], kind)
+        history = source.history(name, kind)
         hist, stats = history.histograms, history.stats
     matrix, grid = common_grid(hist, value_bins)
     fig, ax = figure_and_axes(ax, (8.0, 4.0))
@@ -100,7 +100,7 @@ def histogram_ridgeline(
     ax: Axes | None = None,
 ) -> Figure:
     """Histograms of a few steps stacked like a ridgeline (default: `count` evenly spaced)."""
-    history = run[name] if kind == "param" else getattr(run[name], kind)
+    history = run.history(name, kind)
     hist = history.histograms
     recorded = list(hist.steps)
     if steps is None:

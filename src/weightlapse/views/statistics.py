@@ -160,7 +160,7 @@ def overview(
     matrix = np.full((len(names), len(steps)), np.nan)
     recorded = np.zeros(matrix.shape, dtype=bool)
     for i, name in enumerate(names):
-        history = run[name] if kind == "param" else getattr(run[name], kind)
+        history = run.history(name, kind)
         table = history.stats
         columns = np.searchsorted(steps, table.steps)
         matrix[i, columns] = table[stat]

@@ -27,7 +27,7 @@ def trajectories(
     if isinstance(source, Trajectory):
         traj = source
     else:
-        history = source[name] if kind == "param" else getattr(source[name], kind)
+        history = source.history(name, kind)
         traj = history.trajectory(elements)
     fig, ax = figure_and_axes(ax)
     labels = [f"{name}[{', '.join(map(str, e))}]" for e in traj.elements]
