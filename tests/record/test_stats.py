@@ -96,20 +96,20 @@ def test_probes_take_every_element_of_a_small_tensor_and_a_seeded_sample_of_a_bi
     assert list(big) == list(choose_probes(10_000, 32, 7))
 
 
+def summarize_on(ops, to_tensor):
+    """The segment summary computed with a framework's ops, beside NumPy's."""
+    arrays = tensors()
+    segs, expected = summarize_numpy(arrays)
+    ts = [to_tensor(a) for a in arrays]
+    consts = (ops.constant(segs.segment_ids, ts[0]), ops.constant(segs.probe_index, ts[0]))
+    return summarize(ops, ts, segs, consts), expected
+
+
 def test_torch_ops_agree_with_numpy():
     torch = pytest.importorskip("torch")
     from weightlapse.integrations.torch import TorchOps
 
-    arrays = tensors()
-    segs, expected = summarize_numpy(arrays)
-    ops = TorchOps()
-    ts = [torch.from_numpy(a) for a in arrays]
-    got = summarize(
-        ops,
-        ts,
-        segs,
-        (ops.constant(segs.segment_ids, ts[0]), ops.constant(segs.probe_index, ts[0])),
-    )
+    got, expected = summarize_on(TorchOps(), torch.from_numpy)
     np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
     np.testing.assert_array_equal(got.counts, expected.counts)
     np.testing.assert_array_equal(got.probes, expected.probes)
@@ -119,16 +119,7 @@ def test_keras_ops_agree_with_numpy():
     keras = pytest.importorskip("keras")
     from weightlapse.integrations.keras import KerasOps
 
-    arrays = tensors()
-    segs, expected = summarize_numpy(arrays)
-    ops = KerasOps()
-    ts = [keras.ops.convert_to_tensor(a) for a in arrays]
-    got = summarize(
-        ops,
-        ts,
-        segs,
-        (ops.constant(segs.segment_ids, ts[0]), ops.constant(segs.probe_index, ts[0])),
-    )
+    got, expected = summarize_on(KerasOps(), keras.ops.convert_to_tensor)
     np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
     np.testing.assert_array_equal(got.counts, expected.counts)
 

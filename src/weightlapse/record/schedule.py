@@ -63,6 +63,14 @@ class LogSpaced(Schedule):
 
 
 @dataclass(frozen=True)
+class Always(Schedule):
+    """Every step (for example: a snapshot forced by run.log(snapshot=True))."""
+
+    def due(self, step: int, epoch_end: bool = False) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
 class Never(Schedule):
     """Never (for example: no snapshots)."""
 

@@ -221,11 +221,6 @@ def summarize_host(flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BIN
     return Summary(stats=stats, counts=counts, probes=probes)
 
 
-def histogram_edges(stats_row_min: float, stats_row_max: float, bins: int) -> np.ndarray:
-    """The bin edges of a recorded histogram: `bins` equal bins over that step's finite range."""
-    return np.linspace(stats_row_min, stats_row_max, bins + 1)
-
-
 def choose_probes(size: int, max_probes: int, seed: int) -> np.ndarray:
     """Every element of a small tensor, a fixed seeded sample of a big one (sorted)."""
     if size <= max_probes:
