@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from weightlapse.frameworks.layouts import unit_axis
 from weightlapse.run import Run, TensorHistory
 
 EXPLODING_FACTOR = 100.0  # gradient L2 this many times its early level
@@ -44,19 +45,19 @@ def diagnose(run: Run) -> list[Finding]:
     """
     findings: list[Finding] = []
     for kind in run.kinds:
-        for name in run._kind_spec(kind)["tensors"]:
-            history = TensorHistory(run, name, kind)
+        for name in run.names(kind):
+            history = run.history(name, kind)
             findings += _nonfinite(history)
             if kind == "grad":
                 findings += _gradient_scale(history)
     if "update" in run.kinds:
-        for name in run._kind_spec("update")["tensors"]:
+        for name in run.names("update"):
             findings += _update_ratio(run[name])
     for name in run.tensors:
         findings += _never_moved(run[name])
         findings += _frozen_units(run[name])
     for layer in run.activations:
-        findings += _dead_units(run.activation(layer))
+        findings += _dead_units(run.history(layer, "activation"))
     return sorted(findings, key=lambda f: (f.step, f.check, f.tensor))
 
 
@@ -127,7 +128,7 @@ def _gradient_scale(h: TensorHistory) -> list[Finding]:
 
 def _update_ratio(h: TensorHistory) -> list[Finding]:
     ratio = h.update_ratio
-    values = ratio["l2"]
+    values = ratio.values
     finite = values[np.isfinite(values)]
     if finite.size < 2:
         return []
@@ -193,9 +194,7 @@ def _frozen_units(h: TensorHistory) -> list[Finding]:
     if len(h.shape) != 2 or len(steps) < 2:
         return []
     before, after = h.at(steps[-2]), h.at(steps[-1])
-    axes = h.layout.split(",") if h.layout else ["out", "in"]
-    unit_axis = axes.index("out") if "out" in axes else 0
-    change = np.abs(after - before).sum(axis=1 - unit_axis)
+    change = np.abs(after - before).sum(axis=1 - unit_axis(h.layout))
     if not np.any(change > 0):
         return []  # the whole tensor stood still: never-moved says so
     frozen = change == 0

@@ -1,5 +1,5 @@
 """Keras 3 recording: `weightlapse.keras.Recorder(run)` is a `keras.callbacks.Callback`."""
 
-from weightlapse.integrations.keras import KerasOps, Recorder
+from weightlapse.integrations.keras import Recorder
 
-__all__ = ["KerasOps", "Recorder"]
+__all__ = ["Recorder"]

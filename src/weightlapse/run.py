@@ -1,8 +1,8 @@
-"""Run: the face of the store. Create one to record, open one to read (also while it grows).
+"""Run: a recorded run, read-only (also while it grows). `weightlapse.open` gives one;
+`weightlapse.create` gives a `RunWriter` (weightlapse.run_writer) to record into.
 
-with weightlapse.create("runs/neuron") as run:
-    run.log(step, {"w": w, "b": b}, loss=loss)
-weightlapse.open("runs/neuron")["w"].trajectory()
+run = weightlapse.open("runs/neuron")
+run["w"].trajectory(), run["w"].stats["l2"], run["w"].at(-1)
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ from weightlapse.errors import (
     UnknownTensorError,
     WeightlapseError,
 )
-from weightlapse.record.recorder import RecordConfig, Recorder
-from weightlapse.record.schedule import Always, Never
-from weightlapse.record.select import NameFilter
-from weightlapse.record.stats import STAT_NAMES, NumpyOps
 from weightlapse.store import layout
+from weightlapse.store.layout import STAT_NAMES
 from weightlapse.store.reader import StoreReader
-from weightlapse.store.writer import StoreWriter
-
-_NUMPY = NumpyOps()
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,14 @@ class Trajectory:
     steps: np.ndarray
     values: np.ndarray
     elements: list[tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class UpdateRatio:
+    """||dW|| / ||W|| at each step where both the update and the weight were recorded."""
+
+    steps: np.ndarray
+    values: np.ndarray
 
 
 class Stats(Mapping[str, np.ndarray]):
@@ -73,11 +75,11 @@ class TensorHistory:
 
     def __init__(self, run: Run, name: str, kind: str = "param") -> None:
         self.run, self.name, self.kind = run, name, kind
-        spec = run._kind_spec(kind)
-        if name not in spec["tensors"]:
-            raise UnknownTensorError(name, spec["tensors"], what=f"{kind} tensor")
-        self._row = spec["tensors"].index(name)
-        info = run._attrs["tensors"].get(name, {})
+        names = run._kind_spec(kind)["tensors"]
+        if name not in names:
+            raise UnknownTensorError(name, names, what=f"{kind} tensor")
+        self._row = names.index(name)
+        info = run.tensor_info(name)
         self.shape: tuple[int, ...] = tuple(info.get("shape", ()))
         self.dtype: str = info.get("dtype", "")
         self.layer: str = info.get("layer", "")
@@ -154,8 +156,9 @@ class TensorHistory:
         entry = self.run._attrs["snapshots"].get(self.kind, {}).get(self.name)
         return list(entry["steps"]) if entry else []
 
-    def at(self, step: int = -1) -> np.ndarray:
-        """The full tensor at a snapshot step; -1 is the last snapshot."""
+    def snapshot_step(self, step: int = -1) -> int:
+        """The snapshot step `step` names: itself if a snapshot was taken there, the last
+        snapshot for -1; otherwise an error naming the nearest ones."""
         steps = self.snapshot_steps
         if not steps:
             raise StepNotRecordedError(
@@ -163,49 +166,48 @@ class TensorHistory:
                 "schedule (for example snapshots='epoch' or snapshots=100)."
             )
         if step == -1:
-            k = len(steps) - 1
-        elif step in steps:
-            k = steps.index(step)
-        else:
+            return steps[-1]
+        if step not in steps:
             nearest = sorted(steps, key=lambda s: abs(s - step))[:3]
             raise StepNotRecordedError(
                 f"{self.name!r} has no snapshot at step {step}. Nearest snapshot steps: "
                 f"{sorted(nearest)} (all: run[{self.name!r}].snapshot_steps)."
             )
+        return step
+
+    def latest_snapshot_at(self, step: int) -> int:
+        """The latest snapshot step at or before `step` (the first one if none is)."""
+        steps = self.snapshot_steps
+        if not steps:
+            return self.snapshot_step(step)  # raises: no snapshots
+        return steps[max(0, int(np.searchsorted(steps, step, side="right")) - 1)]
+
+    def at(self, step: int = -1) -> np.ndarray:
+        """The full tensor at a snapshot step; -1 is the last snapshot."""
+        k = self.snapshot_steps.index(self.snapshot_step(step))
         entry = self.run._attrs["snapshots"][self.kind][self.name]
         return np.asarray(self.run._reader.array(entry["array"])[k])
 
     @property
-    def update_ratio(self) -> Stats:
+    def update_ratio(self) -> UpdateRatio:
         """||dW|| / ||W|| per recorded step (needs updates=True when recording)."""
         upd = self.update.stats
         par = self.stats
         common, iu, ip = np.intersect1d(upd.steps, par.steps, return_indices=True)
         ratio = upd["l2"][iu] / np.where(par["l2"][ip] > 0, par["l2"][ip], np.nan)
-        return Stats(common, np.repeat(ratio[:, None], len(STAT_NAMES), axis=1))
+        return UpdateRatio(common, ratio)
 
 
 class Run:
-    """A recorded run. `weightlapse.create` gives one to write, `weightlapse.open` one to read."""
+    """A recorded run, read-only; it sees new steps while training goes on (`refresh()`).
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        writer: StoreWriter | None = None,
-        recorder: Recorder | None = None,
-    ) -> None:
+    >>> run = weightlapse.open("runs/mnist")
+    >>> run.tensors, run.steps, run.scalar("loss"), run["dense/kernel"].stats["l2"]
+    """
+
+    def __init__(self, path: str | Path | Any) -> None:
         self.path = path
-        self._writer = writer
-        self._recorder = recorder
-        self._reader_: StoreReader | None = None
-
-    # ---- reading ----------------------------------------------------------------------
-    @property
-    def _reader(self) -> StoreReader:
-        if self._reader_ is None:
-            self._reader_ = StoreReader(self.path)
-        return self._reader_
+        self._reader = StoreReader(path)  # fails now, clearly, if it is not a run
 
     @property
     def _attrs(self) -> dict[str, Any]:
@@ -221,32 +223,34 @@ class Run:
             raise UnknownNameError(kind, list(kinds), what="recorded kind")
         return kinds[kind]
 
+    # ---- what it holds ----------------------------------------------------------------
+    def names(self, kind: str = "param") -> list[str]:
+        """The tensors recorded of one kind (param, grad, update, activation, attribution),
+        in recording order; empty when that kind was not recorded."""
+        return list(self._attrs["kinds"].get(kind, {}).get("tensors", []))
+
     @property
     def tensors(self) -> list[str]:
         """Names of the recorded weights (kind 'param'), in recording order."""
-        return list(self._attrs["kinds"].get("param", {}).get("tensors", []))
+        return self.names("param")
 
     @property
     def activations(self) -> list[str]:
         """Layers whose activations of the probe inputs were recorded."""
-        return list(self._attrs["kinds"].get("activation", {}).get("tensors", []))
-
-    def activation(self, layer: str) -> TensorHistory:
-        """A layer's recorded activations: `.at(step)` is (probe inputs, *layer output)."""
-        return self.history(layer, "activation")
+        return self.names("activation")
 
     @property
     def attributions(self) -> list[str]:
         """Attribution maps recorded for the probe inputs ('saliency', 'gradcam:conv2')."""
-        return list(self._attrs["kinds"].get("attribution", {}).get("tensors", []))
-
-    def attribution(self, name: str) -> TensorHistory:
-        """A recorded attribution map: `.at(step)` is (probe inputs, *map)."""
-        return self.history(name, "attribution")
+        return self.names("attribution")
 
     @property
     def kinds(self) -> list[str]:
         return list(self._attrs["kinds"])
+
+    def tensor_info(self, name: str) -> dict[str, Any]:
+        """What the recorder knew of a tensor: shape, dtype, layer and axis layout."""
+        return dict(self._attrs["tensors"].get(name, {}))
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -255,6 +259,11 @@ class Run:
     @property
     def format_version(self) -> int:
         return int(self._attrs["format_version"])
+
+    @property
+    def is_live(self) -> bool:
+        """True while the run has not been closed by its writer."""
+        return not self._attrs["closed"]
 
     def _index(self) -> np.ndarray:
         rows = self._reader.rows(layout.INDEX_PATH)
@@ -288,204 +297,32 @@ class Run:
     def scalars(self) -> dict[str, np.ndarray]:
         return {name: self.scalar(name) for name in self.scalar_names}
 
+    def history(self, name: str, kind: str = "param") -> TensorHistory:
+        """Everything recorded of one tensor of one kind: param, grad, update, activation
+        (a layer's outputs for the probe inputs) or attribution. `run[name]` is
+        `run.history(name)`."""
+        return TensorHistory(self, name, kind)
+
     def __getitem__(self, name: str) -> TensorHistory:
         return TensorHistory(self, name)
-
-    def history(self, name: str, kind: str = "param") -> TensorHistory:
-        """One tensor of one kind: param, grad, update, activation or attribution."""
-        return TensorHistory(self, name, kind)
 
     def __contains__(self, name: object) -> bool:
         return name in self.tensors
 
     def __repr__(self) -> str:
-        n = self._reader.committed_steps if self._reader_ or self._writer is None else "?"
-        return f"Run({str(self.path)!r}, steps={n})"
+        return f"Run({str(self.path)!r}, steps={self._reader.committed_steps})"
 
-    # ---- writing ----------------------------------------------------------------------
-    def _require_writer(self) -> tuple[StoreWriter, Recorder]:
-        if self._writer is None or self._recorder is None:
-            raise WeightlapseError(
-                "This run was opened for reading. Use weightlapse.create(path) to record."
-            )
-        return self._writer, self._recorder
-
-    def log(
-        self,
-        step: int,
-        arrays: Mapping[str, Any] | None = None,
-        *,
-        grads: Mapping[str, Any] | None = None,
-        epoch: int = -1,
-        batch: int = -1,
-        snapshot: bool | None = None,
-        activations: Mapping[str, Any] | None = None,
-        **scalars: Any,
-    ) -> None:
-        """Records named arrays (any nesting of dicts/lists: a JAX pytree, a sess.run result).
-
-        Names of nested entries are joined with '/'. Scalars (loss=..., acc=...) join the row.
-        `snapshot=True` forces a full snapshot at this step, False forbids one.
-        `activations` ({layer: array for your probe inputs}) are kept whole.
-        """
-        writer, recorder = self._require_writer()
-        params = {k: _to_numpy(v, k) for k, v in flatten_named(arrays or {}).items()}
-        grad_arrays = {k: _to_numpy(v, k) for k, v in flatten_named(grads or {}).items()}
-        if grad_arrays and not recorder.config.gradients:
-            recorder.config.gradients = True
-        if snapshot is not None:
-            keep = recorder.config.snapshots
-            recorder.config.snapshots = Always() if snapshot else Never()
-        try:
-            recorder.record(
-                int(step),
-                params,
-                _NUMPY,
-                grads=grad_arrays,
-                epoch=epoch,
-                batch=batch,
-                scalars=scalars,
-                captures={
-                    "activation": {k: _to_numpy(v, k) for k, v in (activations or {}).items()}
-                },
-            )
-        finally:
-            if snapshot is not None:
-                recorder.config.snapshots = keep
-
-    def _configure(self, **options: Any) -> None:
-        """Changes what is recorded (the options of `create`) before recording starts."""
-        _, recorder = self._require_writer()
-        if recorder.writer.attrs["committed_steps"] or recorder._pending is not None:
-            raise WeightlapseError(
-                "This run has recorded steps already; pass recording options when creating "
-                "it (weightlapse.create(path, every=..., gradients=...))."
-            )
-        fields = vars(recorder.config)
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise WeightlapseError(
-                f"Unknown recording option(s) {unknown}; known: {sorted(fields)}."
-            )
-        recorder.config = RecordConfig(**{**fields, **options})
-        recorder.filter = NameFilter(recorder.config.include, recorder.config.exclude)
-
-    def describe(self, name: str, *, layout: str = "", layer: str = "") -> None:
-        """Says what a tensor's axes mean ('out,in,h,w', 'h,w,in,out', ...) and its layer,
-        before it is first logged, so views need not guess."""
-        _, recorder = self._require_writer()
-        recorder.hints[name] = {"layout": layout, "layer": layer}
-
-    def set_meta(self, **meta: Any) -> None:
-        """Stores JSON-able facts about the run (framework, model summary, input shape)."""
-        writer, _ = self._require_writer()
-        writer.update_meta(meta)
-
-    def flush(self) -> None:
-        """Commits every logged step to the store now."""
-        writer, recorder = self._require_writer()
-        recorder.finish()
-        writer.flush()
-        if self._reader_ is not None:
-            self._reader_.refresh()
-
-    def close(self) -> None:
-        if self._writer is None or self._recorder is None:
-            return
-        self._recorder.finish()
-        self._writer.close()
-        if self._reader_ is not None:
-            self._reader_.refresh()
-
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def flatten_named(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{'dense': {'kernel': k}} -> {'dense/kernel': k}; lists and tuples use their index."""
-    if isinstance(tree, Mapping):
-        items = [(str(k), v) for k, v in tree.items()]
-    elif isinstance(tree, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(tree)]
-    else:
-        return {prefix or "value": tree}
-    out: dict[str, Any] = {}
-    for key, value in items:
-        out.update(flatten_named(value, f"{prefix}/{key}" if prefix else key))
-    return out
-
-
-def _to_numpy(value: Any, name: str) -> np.ndarray:
-    if hasattr(value, "detach"):  # torch
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # tf, keras
-        value = value.numpy()
-    try:
-        array = np.asarray(value)
-    except Exception as exc:
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        """A read-only run records nothing: say where recording happens."""
         raise WeightlapseError(
-            f"{name!r}: cannot read a {type(value).__name__} as an array ({exc}). Give a "
-            "NumPy array, a framework tensor, or a nested dict/list of them."
-        ) from None
-    if array.dtype.kind not in "fiub":
-        raise WeightlapseError(
-            f"{name!r} has dtype {array.dtype}; weightlapse records numbers (float, int, bool)."
+            f"{self.path!s} was opened for reading. Use weightlapse.create(path) to record "
+            "a new run."
         )
-    return array
 
 
-def create(
-    path: str | Path,
-    *,
-    overwrite: bool = False,
-    every: Any = 1,
-    snapshots: Any = "log",
-    snapshot_budget: int | None = 2**30,
-    include: Any = None,
-    exclude: Any = None,
-    gradients: bool = False,
-    updates: bool = False,
-    bins: int = 64,
-    max_probes: int = 32,
-    flush_seconds: float = 2.0,
-    meta: Mapping[str, Any] | None = None,
-) -> Run:
-    """A new run at `path` (a directory, or any fsspec URL Zarr takes) to record into.
-
-    >>> with weightlapse.create("runs/a") as run:
-    ...     run.log(0, {"w": np.zeros(3)}, loss=1.0)
-    """
-    config = RecordConfig(
-        include=include,
-        exclude=exclude,
-        every=every,
-        snapshots=snapshots,
-        snapshot_budget=snapshot_budget,
-        gradients=gradients,
-        updates=updates,
-        bins=bins,
-        max_probes=max_probes,
-    )
-    writer = StoreWriter(
-        path,
-        meta={"framework": "generic", **(meta or {})},
-        bins=bins,
-        flush_seconds=flush_seconds,
-        overwrite=overwrite,
-    )
-    return Run(path, writer=writer, recorder=Recorder(writer, config))
-
-
-def open(path: str | Path) -> Run:  # noqa: A001 - the public name mirrors zarr.open
+def open(path: str | Path | Any) -> Run:  # noqa: A001 - the public name mirrors zarr.open
     """Opens a run to read; it sees new steps while training goes on (`run.refresh()`).
 
     >>> run = weightlapse.open("runs/a"); run["w"].stats["l2"]
     """
-    run = Run(path)
-    run._reader  # noqa: B018 - fail now, with a clear error, if it is not a run
-    return run
+    return Run(path)

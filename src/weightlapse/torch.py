@@ -1,5 +1,5 @@
 """PyTorch recording: `weightlapse.torch.watch(model, run, optimizer=opt)`."""
 
-from weightlapse.integrations.torch import TorchOps, TorchWatcher, watch
+from weightlapse.integrations.torch import TorchWatcher, watch
 
-__all__ = ["TorchOps", "TorchWatcher", "watch"]
+__all__ = ["TorchWatcher", "watch"]

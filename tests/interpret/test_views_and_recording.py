@@ -73,21 +73,23 @@ def test_maps_recorded_over_training_equal_the_maps_at_that_step(tmp_path):
             opt.step()
     run = weightlapse.open(tmp_path / "r")
     assert run.attributions == ["saliency", "gradcam:relu"]
-    assert run.attribution("saliency").snapshot_steps == [0, 3, 6]
+    assert run.history("saliency", "attribution").snapshot_steps == [0, 3, 6]
     np.testing.assert_allclose(
-        run.attribution("saliency").at(6),
+        run.history("saliency", "attribution").at(6),
         Saliency(model).attribute(x, target=[0, 1, 2]),
         rtol=1e-5,
         atol=1e-7,
     )
     np.testing.assert_allclose(
-        run.attribution("gradcam:relu").at(6),
+        run.history("gradcam:relu", "attribution").at(6),
         GradCAM(model).attribute(x, target=[0, 1, 2], layer="relu"),
         rtol=1e-5,
         atol=1e-7,
     )
     # they change over training, and animate like any other view
-    assert not np.allclose(run.attribution("saliency").at(0), run.attribution("saliency").at(6))
+    assert not np.allclose(
+        run.history("saliency", "attribution").at(0), run.history("saliency", "attribution").at(6)
+    )
     gif = weightlapse.animate(run, "attributions", "saliency", tmp_path / "s.gif", progress=False)
     import imageio.v3 as iio
 
@@ -208,15 +210,17 @@ def test_the_keras_recorder_keeps_activations_and_maps_of_probe_inputs(tmp_path)
     recorder.close()
     run = weightlapse.open(tmp_path / "r")
     assert run.activations == ["conv"] and run.attributions == ["saliency", "gradcam:conv"]
-    assert run.attribution("saliency").snapshot_steps == [4, 8]
+    assert run.history("saliency", "attribution").snapshot_steps == [4, 8]
     np.testing.assert_allclose(
-        run.attribution("saliency").at(8),
+        run.history("saliency", "attribution").at(8),
         Saliency(model).attribute(probes, target=[0, 1]),
         rtol=1e-4,
         atol=1e-6,
     )
     np.testing.assert_allclose(
-        run.activation("conv").at(8), weightlapse.activations(model, probes, "conv"), rtol=1e-5
+        run.history("conv", "activation").at(8),
+        weightlapse.activations(model, probes, "conv"),
+        rtol=1e-5,
     )
     with pytest.raises(weightlapse.WeightlapseError, match="probe_inputs"):
         Recorder(tmp_path / "r2", attributions=["saliency"])

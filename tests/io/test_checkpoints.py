@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import weightlapse
-from weightlapse.io.checkpoints import CheckpointError, load_weights, read_checkpoint
+from weightlapse.io.formats import CheckpointError, read_checkpoint
+from weightlapse.io.importing import import_checkpoints, load_weights
 
 torch = pytest.importorskip("torch")
 
@@ -188,7 +189,7 @@ def test_a_folder_of_checkpoints_becomes_a_run(tmp_path):
         torch.save(model.state_dict(), folder / f"epoch_{epoch}.pt")
         saved[epoch] = model[0].weight.detach().numpy().copy()
     (folder / "notes.txt").write_text("not a checkpoint")
-    run = weightlapse.io.checkpoints.import_checkpoints(folder, tmp_path / "run")
+    run = import_checkpoints(folder, tmp_path / "run")
     assert list(run.steps) == [1, 2, 10]
     for epoch, w in saved.items():
         np.testing.assert_array_equal(run["0.weight"].at(epoch), w)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from weightlapse.record.stats import STAT_NAMES, NumpyOps, Segments, choose_probes, summarize
+from weightlapse.record.numpy_ops import NumpyOps
+from weightlapse.record.stats import STAT_NAMES, Segments, choose_probes, summarize
 
 
 def reference(a: np.ndarray, bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +108,7 @@ def summarize_on(ops, to_tensor):
 
 def test_torch_ops_agree_with_numpy():
     torch = pytest.importorskip("torch")
-    from weightlapse.integrations.torch import TorchOps
+    from weightlapse.record.torch_ops import TorchOps
 
     got, expected = summarize_on(TorchOps(), torch.from_numpy)
     np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)
@@ -117,7 +118,7 @@ def test_torch_ops_agree_with_numpy():
 
 def test_keras_ops_agree_with_numpy():
     keras = pytest.importorskip("keras")
-    from weightlapse.integrations.keras import KerasOps
+    from weightlapse.record.keras_ops import KerasOps
 
     got, expected = summarize_on(KerasOps(), keras.ops.convert_to_tensor)
     np.testing.assert_allclose(got.stats, expected.stats, rtol=2e-5, atol=1e-6)

@@ -94,7 +94,7 @@ def test_kill_9_leaves_a_run_that_opens_with_every_flushed_step(tmp_path):
     assert len(run.steps) >= 50
     assert_consistent(run)
     # the interval lost is at most what was not flushed yet: 0.05 s of steps, plus a little
-    assert not run._attrs["closed"]
+    assert run.is_live
 
 
 def test_the_cli_reads_a_run_that_is_still_being_written(tmp_path):

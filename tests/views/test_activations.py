@@ -51,10 +51,10 @@ def test_recorded_probe_activations_equal_the_layer_output_at_that_step(tmp_path
             opt.step()
     run = weightlapse.open(tmp_path / "r")
     assert run.activations == ["relu"]
-    assert run.activation("relu").snapshot_steps == [0, 2, 4]
+    assert run.history("relu", "activation").snapshot_steps == [0, 2, 4]
     with torch.no_grad():
         want = model(probes).numpy()
-    np.testing.assert_allclose(run.activation("relu").at(4), want, rtol=1e-6)
+    np.testing.assert_allclose(run.history("relu", "activation").at(4), want, rtol=1e-6)
     fig = weightlapse.activation_grid(run, "relu", step=4, sample=2)
     for i, ax in enumerate(a for a in fig.axes if a.images):
         np.testing.assert_allclose(ax.images[0].get_array(), want[2, i], rtol=1e-6)

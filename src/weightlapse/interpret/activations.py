@@ -7,21 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import WeightlapseError
-
-
-def framework_of(model: Any) -> str:
-    """'torch' or 'keras', from the model's class hierarchy (imports neither)."""
-    for cls in type(model).__mro__:
-        root = cls.__module__.split(".")[0]
-        if root == "torch":
-            return "torch"
-        if root == "keras":
-            return "keras"
-    raise WeightlapseError(
-        f"{type(model).__name__} is neither a torch.nn.Module nor a keras.Model; "
-        "pass activations you computed yourself to activation_grid as an array."
-    )
+from weightlapse.frameworks import framework_of
 
 
 def activations(model: Any, inputs: Any, layers: str | Sequence[str]) -> Any:
@@ -32,9 +18,9 @@ def activations(model: Any, inputs: Any, layers: str | Sequence[str]) -> Any:
     """
     names = [layers] if isinstance(layers, str) else list(layers)
     if framework_of(model) == "torch":
-        from weightlapse.integrations.torch import layer_outputs
+        from weightlapse.frameworks.torch import layer_outputs
     else:
-        from weightlapse.integrations.keras import layer_outputs
+        from weightlapse.frameworks.keras import layer_outputs
     out = layer_outputs(
         model, np.asarray(inputs) if not hasattr(inputs, "shape") else inputs, names
     )

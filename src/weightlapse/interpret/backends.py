@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import WeightlapseError
+from weightlapse.frameworks import framework_of
 
 
 class Backend:
@@ -43,8 +44,6 @@ class Backend:
 
 
 def backend_for(model: Any) -> Backend:
-    from weightlapse.interpret.activations import framework_of
-
     if framework_of(model) == "torch":
         from weightlapse.interpret.torch_backend import TorchBackend
 

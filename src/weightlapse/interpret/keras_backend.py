@@ -8,11 +8,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import keras
 import numpy as np
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
-from weightlapse.integrations.keras import probe_model
+from weightlapse.frameworks.keras import all_layers, keras, probe_model
 from weightlapse.interpret.backends import Backend
 
 
@@ -123,7 +122,7 @@ class KerasBackend(Backend):
             return
         relu = _rule_relu(rule)
         patched: list[tuple[Any, str, Any]] = []
-        for layer in _all_layers(self.model):
+        for layer in all_layers(self.model):
             if isinstance(layer, keras.layers.ReLU):
                 patched.append((layer, "call", layer.call))
                 layer.call = relu
@@ -140,10 +139,3 @@ class KerasBackend(Backend):
         finally:
             for layer, attribute, original in patched:
                 setattr(layer, attribute, original)
-
-
-def _all_layers(model: Any) -> Iterator[Any]:
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)

@@ -16,17 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import WeightlapseError
+from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.interpret.backends import Backend, backend_for
-
-RELU_RULES = ("gradient", "deconvnet", "guided")
 
 
 class Method:
-    """Base of every attribution method: holds the model's backend."""
+    """Base of every attribution method: holds the model's backend, checks the options."""
 
     name = "method"
     needs_layer = False
+    options: tuple[str, ...] = ()  # the method's own keyword options
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -34,6 +33,20 @@ class Method:
 
     def attribute(
         self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
+    ) -> np.ndarray:
+        """The attribution of `inputs` to `target` (a class, one per input, or None for
+        each input's top class); `layer` for layer methods; the method's own options."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise WeightlapseError(
+                f"{type(self).__name__}.attribute got unknown option(s) {', '.join(unknown)}; "
+                f"its options are: {known}."
+            )
+        return self._attribute(np.asarray(inputs, np.float32), target, layer, **options)
+
+    def _attribute(
+        self, inputs: np.ndarray, target: Any, layer: str | None, **options: Any
     ) -> np.ndarray:
         raise NotImplementedError
 
@@ -56,10 +69,8 @@ class Saliency(Method):
 
     name = "saliency"
 
-    def attribute(
-        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
-    ) -> np.ndarray:
-        return self.backend.input_gradient(np.asarray(inputs, np.float32), target, "gradient")
+    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
+        return self.backend.input_gradient(inputs, target, "gradient")
 
 
 class SmoothGrad(Method):
@@ -70,19 +81,19 @@ class SmoothGrad(Method):
     """
 
     name = "smoothgrad"
+    options = ("samples", "noise", "seed")
 
-    def attribute(
+    def _attribute(
         self,
-        inputs: Any,
-        target: Any = None,
-        layer: str | None = None,
+        inputs: np.ndarray,
+        target: Any,
+        layer: str | None,
         *,
         samples: int = 25,
         noise: float = 0.15,
         seed: int = 0,
-        **options: Any,
     ) -> np.ndarray:
-        x = np.asarray(inputs, np.float32)
+        x = inputs
         target = self.backend.resolve_target(x, target)
         sigma = noise * float(np.ptp(x)) if np.ptp(x) > 0 else noise
         rng = np.random.default_rng(seed)
@@ -100,10 +111,8 @@ class Deconvnet(Method):
 
     name = "deconvnet"
 
-    def attribute(
-        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
-    ) -> np.ndarray:
-        return self.backend.input_gradient(np.asarray(inputs, np.float32), target, "deconvnet")
+    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
+        return self.backend.input_gradient(inputs, target, "deconvnet")
 
 
 class GuidedBackprop(Method):
@@ -116,10 +125,8 @@ class GuidedBackprop(Method):
 
     name = "guided"
 
-    def attribute(
-        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
-    ) -> np.ndarray:
-        return self.backend.input_gradient(np.asarray(inputs, np.float32), target, "guided")
+    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
+        return self.backend.input_gradient(inputs, target, "guided")
 
 
 class IntegratedGradients(Method):
@@ -131,18 +138,18 @@ class IntegratedGradients(Method):
     """
 
     name = "integrated"
+    options = ("baseline", "steps")
 
-    def attribute(
+    def _attribute(
         self,
-        inputs: Any,
-        target: Any = None,
-        layer: str | None = None,
+        inputs: np.ndarray,
+        target: Any,
+        layer: str | None,
         *,
         baseline: Any = None,
         steps: int = 64,
-        **options: Any,
     ) -> np.ndarray:
-        x = np.asarray(inputs, np.float32)
+        x = inputs
         base = (
             np.zeros_like(x)
             if baseline is None
@@ -169,12 +176,8 @@ class GradCAM(Method):
     name = "gradcam"
     needs_layer = True
 
-    def attribute(
-        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
-    ) -> np.ndarray:
-        acts, grads = self.backend.layer_gradient(
-            np.asarray(inputs, np.float32), target, self._check_layer(layer)
-        )
+    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
+        acts, grads = self.backend.layer_gradient(inputs, target, self._check_layer(layer))
         weights = grads.mean(axis=(2, 3), keepdims=True)
         return np.maximum((weights * acts).sum(axis=1), 0.0)
 
@@ -189,12 +192,8 @@ class GradCAMPlusPlus(GradCAM):
 
     name = "gradcam++"
 
-    def attribute(
-        self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any
-    ) -> np.ndarray:
-        acts, grads = self.backend.layer_gradient(
-            np.asarray(inputs, np.float32), target, self._check_layer(layer)
-        )
+    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
+        acts, grads = self.backend.layer_gradient(inputs, target, self._check_layer(layer))
         g2, g3 = grads**2, grads**3
         denom = 2 * g2 + acts.sum(axis=(2, 3), keepdims=True) * g3
         alpha = np.where(denom != 0, g2 / np.where(denom != 0, denom, 1.0), 0.0)
@@ -236,7 +235,5 @@ def make_method(name: str, model: Any) -> Method:
     """A method by its short name: saliency, smoothgrad, deconvnet, guided, integrated,
     gradcam, gradcam++."""
     if name not in METHODS:
-        from weightlapse.errors import UnknownNameError
-
         raise UnknownNameError(name, METHODS, what="attribution method")
     return METHODS[name](model)

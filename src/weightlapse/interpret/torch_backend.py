@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from weightlapse.errors import WeightlapseError
-from weightlapse.integrations.torch import clean_name
+from weightlapse.errors import UnknownNameError, WeightlapseError
+from weightlapse.frameworks.torch import clean_name, eval_mode, modules_by_name
 from weightlapse.interpret.backends import Backend
 
 
@@ -66,7 +66,7 @@ class TorchBackend(Backend):
         return torch.tensor(x, dtype=torch.float32, device=self.device, requires_grad=grad)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        with torch.no_grad(), _eval(self.model):
+        with torch.no_grad(), eval_mode(self.model):
             return self.model(self._tensor(x)).float().cpu().numpy()
 
     def _score(self, out: torch.Tensor, target: np.ndarray) -> torch.Tensor:
@@ -76,7 +76,7 @@ class TorchBackend(Backend):
     def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
         target = self.resolve_target(x, target)
         xt = self._tensor(x, grad=True)
-        with _eval(self.model):
+        with eval_mode(self.model):
             if rule == "gradient":
                 out = self.model(xt)
             else:
@@ -93,10 +93,8 @@ class TorchBackend(Backend):
     def layer_gradient(
         self, x: np.ndarray, target: Any, layer: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        modules = {clean_name(n): m for n, m in self.model.named_modules() if n}
+        modules = modules_by_name(self.model)
         if layer not in modules:
-            from weightlapse.errors import UnknownNameError
-
             raise UnknownNameError(layer, list(modules), what="layer")
         target = self.resolve_target(x, target)
         kept: list[torch.Tensor] = []
@@ -108,7 +106,7 @@ class TorchBackend(Backend):
                 "layer methods need the eager model."
             ) from None
         try:
-            with _eval(self.model):
+            with eval_mode(self.model):
                 out = self.model(self._tensor(x))
                 (grad,) = torch.autograd.grad(self._score(out, target), kept[0])
         finally:
@@ -120,19 +118,6 @@ class TorchBackend(Backend):
                 "Grad-CAM needs a convolutional layer's (N, C, H, W)."
             )
         return acts.cpu().numpy(), grad.cpu().numpy()
-
-
-class _eval:
-    """Eval mode (no dropout, BatchNorm running statistics) inside, the old mode after."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model, self.was = model, model.training
-
-    def __enter__(self) -> None:
-        self.model.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        self.model.train(self.was)
 
 
 class _unreached_relus:

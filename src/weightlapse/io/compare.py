@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from weightlapse.io.checkpoints import Checkpoint
+from weightlapse.errors import WeightlapseError
+from weightlapse.io.formats import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,14 @@ def compare(a: Checkpoint, b: Checkpoint) -> Comparison:
         only_in_b=[n for n in b.tensors if n not in a.tensors],
         shape_changed=reshaped,
     )
+
+
+def largest_matrix_change(
+    comparison: Comparison, a: Checkpoint, b: Checkpoint
+) -> tuple[str, np.ndarray]:
+    """The most moved tensor of two or more axes, and its change B - A (for a heat map)."""
+    moved = [c for c in comparison.changes if len(c.shape) >= 2]
+    if not moved:
+        raise WeightlapseError("No tensor of two or more axes to draw a difference of.")
+    name = moved[0].name
+    return name, b.tensors[name].astype(float) - a.tensors[name].astype(float)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import MissingDependencyError
-from weightlapse.run import Run, TensorHistory
+from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 
 
@@ -22,11 +22,11 @@ def export_npz(run: Run, out: str | Path) -> Path:
     >>> export_npz(weightlapse.open("runs/x"), "x.npz")
     """
     arrays: dict[str, np.ndarray] = {}
-    for kind, entries in run._attrs["snapshots"].items():
-        for name, entry in entries.items():
-            history = TensorHistory(run, name, kind)
-            prefix = "" if kind == "param" else f"{kind}:"
-            for step in entry["steps"]:
+    for kind in run.kinds:
+        prefix = "" if kind == "param" else f"{kind}:"
+        for name in run.names(kind):
+            history = run.history(name, kind)
+            for step in history.snapshot_steps:
                 arrays[f"{prefix}{name}@{step}"] = history.at(step)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,8 +64,8 @@ def export_tensorboard(run: Run, logdir: str | Path, *, images: bool = True) -> 
             if np.isfinite(v):
                 emit(int(step), Summary.Value(tag=f"scalars/{name}", simple_value=float(v)))
     for kind in run.kinds:
-        for name in run._kind_spec(kind)["tensors"]:
-            history = TensorHistory(run, name, kind)
+        for name in run.names(kind):
+            history = run.history(name, kind)
             hist, stats = history.histograms, history.stats
             for i, step in enumerate(hist.steps):
                 row = dict(zip(STAT_NAMES, stats.table[i]))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from weightlapse.record.stats import NumpyOps, Segments, summarize
+from weightlapse.frameworks.layouts import input_axis
+from weightlapse.record.numpy_ops import NumpyOps
+from weightlapse.record.stats import Segments, summarize
 from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.views.filters import filter_grid
@@ -59,8 +61,8 @@ def write_views(run: Run, out_dir: str | Path) -> list[Path]:
         if len(shape) in (3, 4, 5):
             save(filter_grid(run, name, step=0), f"{name}-filters")
         if len(shape) == 2:
-            axes = history.layout.split(",") if history.layout else []
-            n_in = shape[axes.index("in")] if "in" in axes else max(shape)
+            axis = input_axis(history.layout)
+            n_in = shape[axis] if axis is not None else max(shape)
             if first_dense and math.isqrt(n_in) ** 2 == n_in and n_in >= 16:
                 save(weight_images(run, name, step=0), f"{name}-weights")
                 first_dense = False

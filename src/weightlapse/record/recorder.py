@@ -11,18 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.record.schedule import LogSpaced, Schedule, as_schedule
+from weightlapse.record.numpy_ops import NumpyOps
+from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Schedule, as_schedule
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import (
     DEFAULT_BINS,
     ArrayOps,
-    NumpyOps,
     Segments,
     choose_probes,
     summarize,
     summarize_host,
 )
-from weightlapse.store.writer import Deferred, KindRows, StepRecord, StoreWriter, TensorInfo
+from weightlapse.store.records import Deferred, KindRows, StepRecord, TensorInfo
+from weightlapse.store.writer import StoreWriter
 
 _HOST = NumpyOps()
 
@@ -38,7 +39,7 @@ class RecordConfig:
     include: str | tuple[str, ...] | list[str] | None = None
     exclude: str | tuple[str, ...] | list[str] | None = None
     every: Schedule | int | str = 1
-    snapshots: Schedule | int | str | None = field(default_factory=lambda: LogSpaced(10))
+    snapshots: Schedule | int | str | None = DEFAULT_SNAPSHOTS
     snapshot_budget: int | None = 2**30
     gradients: bool = False
     updates: bool = False
@@ -71,7 +72,7 @@ def dtype_name(x: Any) -> str:
     return str(getattr(x, "dtype", np.asarray(x).dtype)).replace("torch.", "")
 
 
-class Recorder:
+class StepRecorder:
     """Turns named tensors at a step into statistics, histograms, probes and snapshots.
 
     The last step is held back until the next one arrives (or `finish()`), so that
@@ -168,6 +169,11 @@ class Recorder:
         self._submit_pending()
         self._pending = record
         return True
+
+    @property
+    def has_recorded(self) -> bool:
+        """True once a step was recorded (sent or held back)."""
+        return self._pending is not None or bool(self._registered)
 
     def add_scalars(self, scalars: Mapping[str, Any]) -> None:
         """Scalars for the step just recorded (or, if none is held, the next one)."""

@@ -14,10 +14,6 @@ class Schedule:
     def due(self, step: int, epoch_end: bool = False) -> bool:
         raise NotImplementedError
 
-    @property
-    def per_epoch(self) -> bool:
-        return False
-
 
 @dataclass(frozen=True)
 class Every(Schedule):
@@ -39,10 +35,6 @@ class PerEpoch(Schedule):
 
     def due(self, step: int, epoch_end: bool = False) -> bool:
         return epoch_end
-
-    @property
-    def per_epoch(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True)
@@ -76,6 +68,10 @@ class Never(Schedule):
 
     def due(self, step: int, epoch_end: bool = False) -> bool:
         return False
+
+
+# Full snapshots by default: log-spaced, dense early where weights move fastest.
+DEFAULT_SNAPSHOTS = "log"
 
 
 def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -> Schedule:

@@ -10,7 +10,6 @@ from zarr.codecs import BloscCodec
 
 FORMAT_VERSION = 1
 ROOT_ATTR = "weightlapse"
-KINDS: tuple[str, ...] = ("param", "grad", "update")
 INDEX_COLUMNS: tuple[str, ...] = ("step", "epoch", "batch", "wall_time")
 STAT_NAMES: tuple[str, ...] = (
     "min",
@@ -45,6 +44,22 @@ def hist_path(kind: str) -> str:
 
 def probes_path(kind: str) -> str:
     return f"{kind}/probes"
+
+
+def growing_array_spec(path: str) -> tuple[tuple[int, ...], Any, Any]:
+    """(chunks of the axes after steps, dtype, fill value) of a per-step array."""
+    n_stats = len(STAT_NAMES)
+    if path == INDEX_PATH:
+        return (len(INDEX_COLUMNS),), np.float64, np.nan
+    if path == SCALARS_PATH:
+        return (CHUNK_SCALARS,), np.float64, np.nan
+    if path.endswith("/stats"):
+        return (CHUNK_TENSORS_STATS, n_stats), np.float64, np.nan
+    if path.endswith("/hist"):
+        return (CHUNK_TENSORS_HIST, 0), np.uint32, 0  # 0: the bins, filled in from the block
+    if path.endswith("/probes"):
+        return (CHUNK_PROBES,), np.float32, np.nan
+    raise ValueError(f"not a per-step array: {path}")
 
 
 def snapshot_path(kind: str, tensor_number: int) -> str:

@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,68 +23,38 @@ import zarr
 from weightlapse.errors import RecordingError, RunFormatError
 from weightlapse.store import layout
 from weightlapse.store.layout import STAT_NAMES
+from weightlapse.store.records import StepRecord, TensorInfo
+from weightlapse.store.rows import step_blocks
+
+
+# ---- the messages the training side sends the writer thread --------------------------
+@dataclass
+class Register:
+    kind: str
+    info: TensorInfo
+    probe_elements: np.ndarray
 
 
 @dataclass
-class KindRows:
-    """One step's numbers for some tensors of one kind (rows into that kind's tensor list)."""
-
-    rows: np.ndarray  # (k,) int
-    stats: np.ndarray  # (k, n_stats)
-    counts: np.ndarray  # (k, bins)
-    probes: np.ndarray  # (sum of these tensors' probe counts,)
+class Meta:
+    meta: dict[str, Any]
 
 
 @dataclass
-class Deferred:
-    """Kind rows to compute on the writer thread (host statistics, off the training step)."""
-
+class Step:
+    record: StepRecord
     nbytes: int
-    compute: Callable[[], KindRows]
 
 
 @dataclass
-class StepRecord:
-    step: int
-    epoch: int = -1
-    batch: int = -1
-    wall_time: float = 0.0
-    scalars: dict[str, float] = field(default_factory=dict)
-    kinds: dict[str, KindRows | Deferred] = field(default_factory=dict)
-    snapshots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+class Flush:
+    """Commit everything buffered; `close` also marks the run closed and ends the thread."""
 
-    def nbytes(self) -> int:
-        n = sum(
-            v.nbytes if isinstance(v, Deferred) else v.stats.nbytes + v.counts.nbytes
-            for v in self.kinds.values()
-        )
-        return n + sum(a.nbytes for a in self.snapshots.values())
-
-    def resolve(self) -> None:
-        for kind, rows in self.kinds.items():
-            if isinstance(rows, Deferred):
-                self.kinds[kind] = rows.compute()
+    done: threading.Event = field(default_factory=threading.Event)
+    close: bool = False
 
 
-@dataclass
-class TensorInfo:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    layer: str = ""
-    layout: str = ""  # axis meaning, e.g. "in,out" (Keras Dense) or "out,in,h,w" (torch Conv2d)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "layer": self.layer,
-            "layout": self.layout,
-        }
-
-
-_FLUSH = "flush"
-_CLOSE = "close"
+Message = Register | Meta | Step | Flush
 
 
 class StoreWriter:
@@ -131,7 +100,7 @@ class StoreWriter:
         self._arrays: dict[str, zarr.Array] = {}
         self._buffer: list[StepRecord] = []
         self._buffered_bytes = 0
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[Message] = queue.Queue()
         self._pending = 0
         self._pending_cv = threading.Condition()
         self._error: BaseException | None = None
@@ -141,44 +110,39 @@ class StoreWriter:
 
     # ---- the training side -------------------------------------------------------------
     def register(self, kind: str, info: TensorInfo, probe_elements: np.ndarray) -> None:
-        self._put(("register", kind, info, probe_elements), 0)
+        self._put(Register(kind, info, probe_elements), 0)
 
     def update_meta(self, meta: dict[str, Any]) -> None:
-        self._put(("meta", meta), 0)
+        self._put(Meta(meta), 0)
 
     def submit(self, record: StepRecord) -> None:
         nbytes = record.nbytes()
-        self._put(("step", record, nbytes), nbytes)
+        self._put(Step(record, nbytes), nbytes)
 
     def flush(self) -> None:
         """Blocks until everything submitted so far is committed."""
-        done = threading.Event()
-        self._put((_FLUSH, done), 0)
-        while not done.wait(0.1):
+        message = Flush()
+        self._put(message, 0)
+        while not message.done.wait(0.1):
             if not self._thread.is_alive():
                 break
         self._raise_if_failed()
 
     def close(self) -> None:
         if self._thread.is_alive():
-            done = threading.Event()
-            self._put((_CLOSE, done), 0)
+            self._put(Flush(close=True), 0)
             self._thread.join()
         self._raise_if_failed()
 
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    def _put(self, item: Any, nbytes: int) -> None:
+    def _put(self, message: Message, nbytes: int) -> None:
         self._raise_if_failed()
-        if not self._thread.is_alive() and item[0] not in (_FLUSH, _CLOSE):
+        if not self._thread.is_alive() and not isinstance(message, Flush):
             raise RecordingError("This run is closed; create a new run to record more.")
         with self._pending_cv:
             while self._pending > self.max_pending_bytes and self._thread.is_alive():
                 self._pending_cv.wait(0.5)
             self._pending += nbytes
-        self._queue.put(item)
+        self._queue.put(message)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -194,29 +158,19 @@ class StoreWriter:
         while True:
             timeout = max(0.0, self.flush_seconds - (time.monotonic() - last_flush))
             try:
-                item = self._queue.get(timeout=timeout)
+                message: Message | None = self._queue.get(timeout=timeout)
             except queue.Empty:
-                item = None
+                message = None
             try:
-                if item is not None:
-                    op = item[0]
-                    if op == "step":
-                        item[1].resolve()
-                        self._buffer.append(item[1])
-                        self._buffered_bytes += item[2]
-                    elif op == "register":
-                        self._register(*item[1:])
-                    elif op == "meta":
-                        self.attrs["meta"].update(item[1])
-                    elif op in (_FLUSH, _CLOSE):
-                        if op == _CLOSE:
-                            self.attrs["closed"] = True
-                        self._flush()
-                        last_flush = time.monotonic()
-                        item[1].set()
-                        if op == _CLOSE:
-                            return
-                        continue
+                if isinstance(message, Flush):
+                    self.attrs["closed"] = self.attrs["closed"] or message.close
+                    self._flush()
+                    last_flush = time.monotonic()
+                    message.done.set()
+                    if message.close:
+                        return
+                    continue
+                self._handle(message)
                 due = time.monotonic() - last_flush >= self.flush_seconds
                 if len(self._buffer) >= self.flush_steps or (due and self._buffer):
                     self._flush()
@@ -231,13 +185,24 @@ class StoreWriter:
                     RuntimeWarning,
                     stacklevel=1,
                 )
-                self._drain(item)
+                self._drain(message)
                 return
 
-    def _drain(self, failed_item: Any) -> None:
-        for it in [failed_item, *iter_queue(self._queue)]:
-            if it is not None and it[0] in (_FLUSH, _CLOSE):
-                it[1].set()
+    def _handle(self, message: Message | None) -> None:
+        if isinstance(message, Step):
+            message.record.resolve()
+            self._buffer.append(message.record)
+            self._buffered_bytes += message.nbytes
+        elif isinstance(message, Register):
+            self._register(message.kind, message.info, message.probe_elements)
+        elif isinstance(message, Meta):
+            self.attrs["meta"].update(message.meta)
+
+    def _drain(self, failed: Message | None) -> None:
+        """After a failure: wake everyone waiting on a flush or on memory."""
+        for message in [failed, *iter_queue(self._queue)]:
+            if isinstance(message, Flush):
+                message.done.set()
         with self._pending_cv:
             self._pending = 0
             self._pending_cv.notify_all()
@@ -253,16 +218,18 @@ class StoreWriter:
         k["probe_elements"].append([int(i) for i in probe_elements])
         self.attrs["tensors"].setdefault(info.name, info.as_json())
 
-    def _array(
-        self, path: str, inner: tuple[int, ...], chunks: tuple[int, ...], dtype: Any, fill: Any
-    ) -> zarr.Array:
+    def _growing_array(self, path: str, block: np.ndarray) -> zarr.Array:
         arr = self._arrays.get(path)
         if arr is None:
+            chunks, dtype, fill = layout.growing_array_spec(path)
+            inner = tuple(0 for _ in block.shape[1:])
+            chunks = tuple(c or n for c, n in zip(chunks, block.shape[1:]))
             arr = layout.create_growing_array(self.group, path, inner, chunks, dtype, fill)
             self._arrays[path] = arr
         return arr
 
-    def _write_rows(self, arr: zarr.Array, start: int, block: np.ndarray) -> None:
+    @staticmethod
+    def _write_rows(arr: zarr.Array, start: int, block: np.ndarray) -> None:
         stop = start + block.shape[0]
         inner = tuple(max(a, b) for a, b in zip(arr.shape[1:], block.shape[1:]))
         if arr.shape[0] < stop or arr.shape[1:] != inner:
@@ -273,7 +240,9 @@ class StoreWriter:
         buffered, self._buffer = self._buffer, []
         start = int(self.attrs["committed_steps"])
         if buffered:
-            self._write_steps(buffered, start)
+            blocks = step_blocks(buffered, self.attrs["kinds"], self.attrs["scalars"], self.bins)
+            for path, block in blocks.items():
+                self._write_rows(self._growing_array(path, block), start, block)
         self._write_snapshots(buffered)
         self.attrs["committed_steps"] = start + len(buffered)
         self._commit_attrs()  # last: this is what makes the steps visible
@@ -282,84 +251,6 @@ class StoreWriter:
             self._buffered_bytes = 0
             self._pending_cv.notify_all()
 
-    def _write_steps(self, records: list[StepRecord], start: int) -> None:
-        n = len(records)
-        index = np.array(
-            [[r.step, r.epoch, r.batch, r.wall_time] for r in records], dtype=np.float64
-        )
-        arr = self._array(
-            layout.INDEX_PATH,
-            (len(layout.INDEX_COLUMNS),),
-            (len(layout.INDEX_COLUMNS),),
-            np.float64,
-            np.nan,
-        )
-        self._write_rows(arr, start, index)
-
-        names: list[str] = self.attrs["scalars"]
-        for r in records:
-            for key in r.scalars:
-                if key not in names:
-                    names.append(key)
-        if names:
-            col = {k: i for i, k in enumerate(names)}
-            block = np.full((n, len(names)), np.nan)
-            for i, r in enumerate(records):
-                for key, value in r.scalars.items():
-                    block[i, col[key]] = value
-            arr = self._array(
-                layout.SCALARS_PATH, (0,), (layout.CHUNK_SCALARS,), np.float64, np.nan
-            )
-            self._write_rows(arr, start, block)
-
-        n_stats = len(STAT_NAMES)
-        for kind, spec in self.attrs["kinds"].items():
-            n_tensors = len(spec["tensors"])
-            probe_offsets = np.concatenate([[0], np.cumsum(spec["probe_counts"])]).astype(int)
-            stats = np.full((n, n_tensors, n_stats), np.nan)
-            counts = np.zeros((n, n_tensors, self.bins), dtype=np.uint32)
-            probes = np.full((n, int(probe_offsets[-1])), np.nan, dtype=np.float32)
-            for i, r in enumerate(records):
-                rows = r.kinds.get(kind)
-                if rows is None:
-                    continue
-                stats[i, rows.rows] = rows.stats
-                counts[i, rows.rows] = rows.counts
-                cols = np.concatenate(
-                    [np.arange(probe_offsets[t], probe_offsets[t + 1]) for t in rows.rows]
-                    or [np.zeros(0, dtype=int)]
-                )
-                probes[i, cols] = rows.probes
-            self._write_rows(
-                self._array(
-                    layout.stats_path(kind),
-                    (0, n_stats),
-                    (layout.CHUNK_TENSORS_STATS, n_stats),
-                    np.float64,
-                    np.nan,
-                ),
-                start,
-                stats,
-            )
-            self._write_rows(
-                self._array(
-                    layout.hist_path(kind),
-                    (0, self.bins),
-                    (layout.CHUNK_TENSORS_HIST, self.bins),
-                    np.uint32,
-                    0,
-                ),
-                start,
-                counts,
-            )
-            self._write_rows(
-                self._array(
-                    layout.probes_path(kind), (0,), (layout.CHUNK_PROBES,), np.float32, np.nan
-                ),
-                start,
-                probes,
-            )
-
     def _write_snapshots(self, records: list[StepRecord]) -> None:
         for r in records:
             for (kind, name), data in r.snapshots.items():
@@ -367,8 +258,7 @@ class StoreWriter:
                 entry = spec.get(name)
                 dtype = layout.snapshot_dtype(np.asarray(data).dtype)
                 if entry is None:
-                    number = len(spec)
-                    path = layout.snapshot_path(kind, number)
+                    path = layout.snapshot_path(kind, len(spec))
                     self.group.create_array(
                         path,
                         shape=(0, *data.shape),

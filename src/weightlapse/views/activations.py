@@ -31,8 +31,8 @@ def activation_panels(
     if isinstance(source, Run):
         if layer is None:
             raise WeightlapseError("activation_grid(run, layer): name the layer.")
-        history = source.activation(layer)
-        step = history.snapshot_steps[-1] if step == -1 else step
+        history = source.history(layer, "activation")
+        step = history.snapshot_step(step)
         batch = history.at(step)
         if not 0 <= sample < batch.shape[0]:
             raise WeightlapseError(

@@ -20,27 +20,16 @@ from rich.progress import track
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.run import Run
-from weightlapse.views.activations import activation_panels
-from weightlapse.views.attributions import attribution_panels
-from weightlapse.views.filters import filter_panels
-from weightlapse.views.heatmap import heatmap_panels
-from weightlapse.views.histograms import histograms_over_time
 from weightlapse.views.panels import Panels, draw_panels, update_panels
-from weightlapse.views.statistics import statistics_over_time
-from weightlapse.views.trajectories import trajectories
-from weightlapse.views.weight_images import weight_panels
+from weightlapse.views.registry import VIEWS
 
+# What animates, from the one registry: image views by their panels, timeline views
+# by a cursor.
 IMAGE_VIEWS: dict[str, Callable[..., Panels]] = {
-    "weights": weight_panels,
-    "filters": filter_panels,
-    "heatmap": heatmap_panels,
-    "activations": activation_panels,
-    "attributions": attribution_panels,
+    name: view.panels for name, view in VIEWS.items() if view.panels is not None
 }
 TIMELINE_VIEWS: dict[str, Callable[..., Figure]] = {
-    "trajectories": trajectories,
-    "histograms": histograms_over_time,
-    "stats": statistics_over_time,
+    name: view.function for name, view in VIEWS.items() if view.timeline
 }
 FORMATS = (".gif", ".mp4")
 
@@ -52,12 +41,8 @@ def check_view(view: str) -> None:
 
 
 def default_steps(run: Run, view: str, name: str) -> list[int]:
-    if view == "activations":
-        return run.activation(name).snapshot_steps
-    if view == "attributions":
-        return run.attribution(name).snapshot_steps
     if view in IMAGE_VIEWS:
-        return run[name].snapshot_steps
+        return run.history(name, VIEWS[view].snapshot_kind).snapshot_steps
     return [int(s) for s in run.steps]
 
 

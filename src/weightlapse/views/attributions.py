@@ -125,8 +125,8 @@ def attribution_panels(
     limits: tuple[float, float] | None = None,
 ) -> Panels:
     """A recorded map of one probe input at one step (for plots and animations)."""
-    history = source.attribution(name)
-    step = history.snapshot_steps[-1] if step == -1 else step
+    history = source.history(name, "attribution")
+    step = history.snapshot_step(step)
     batch = history.at(step)
     if not 0 <= sample < len(batch):
         raise WeightlapseError(f"sample={sample}: {len(batch)} probe inputs were recorded.")

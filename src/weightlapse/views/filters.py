@@ -13,39 +13,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from weightlapse.errors import WeightlapseError
+from weightlapse.frameworks.layouts import to_out_in_spatial
 from weightlapse.run import Run
 from weightlapse.views.colors import nonfinite_note
 from weightlapse.views.panels import Panels, draw_panels, tile
-
-KNOWN_LAYOUTS = {
-    ("h", "w", "in", "out"): (3, 2, 0, 1),
-    ("out", "in", "h", "w"): (0, 1, 2, 3),
-    ("w", "in", "out"): (2, 1, 0),
-    ("out", "in", "w"): (0, 1, 2),
-    ("d", "h", "w", "in", "out"): (4, 3, 0, 1, 2),
-    ("out", "in", "d", "h", "w"): (0, 1, 2, 3, 4),
-    ("h", "w", "out", "in"): (2, 3, 0, 1),
-    ("in", "out", "h", "w"): (1, 0, 2, 3),
-}
-
-
-def to_out_in_spatial(kernel: np.ndarray, layout: str = "") -> np.ndarray:
-    """A conv kernel as (out, in, *spatial), from a layout like 'h,w,in,out' or a guess."""
-    axes = tuple(a for a in layout.split(",") if a) if layout else ()
-    order = KNOWN_LAYOUTS.get(axes)
-    if order is None:
-        if kernel.ndim not in (3, 4, 5):
-            raise WeightlapseError(
-                f"A kernel of shape {kernel.shape} is not a conv kernel (want 3 to 5 axes). "
-                "Dense weights are drawn by weight_images or heatmap."
-            )
-        # No layout recorded: square spatial axes at the end mean PyTorch's order,
-        # square ones in front Keras' (h, w, in, out); else assume PyTorch.
-        spatial_last = kernel.shape[-1] == kernel.shape[-2]
-        keras_like = kernel.ndim >= 4 and kernel.shape[0] == kernel.shape[1] and not spatial_last
-        keras_order = {4: (3, 2, 0, 1), 5: (4, 3, 0, 1, 2)}
-        order = keras_order[kernel.ndim] if keras_like else tuple(range(kernel.ndim))
-    return np.transpose(kernel, order)
 
 
 def filter_panels(
@@ -120,7 +91,7 @@ def _kernel(source: Run | np.ndarray, name: str | None, step: int) -> tuple[np.n
         if name is None:
             raise WeightlapseError("filter_grid(run, name): name the conv kernel to draw.")
         history = source[name]
-        step = history.snapshot_steps[-1] if step == -1 and history.snapshot_steps else step
+        step = history.snapshot_step(step)
         return history.at(step), f" at step {step}", history.layout
     return np.asarray(source, dtype=np.float64), "", ""
 

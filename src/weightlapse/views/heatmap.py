@@ -68,7 +68,7 @@ def heatmap_panels(
         if name is None:
             raise WeightlapseError("heatmap(run, name): name the tensor to draw.")
         history = source[name]
-        step = history.snapshot_steps[-1] if step == -1 and history.snapshot_steps else step
+        step = history.snapshot_step(step)
         values = history.at(step).astype(np.float64)
         where = f" at step {step}"
         if minus_step is not None:
@@ -89,7 +89,6 @@ def heatmap_panels(
         title,
         colorbar_label="difference" if minus_step is not None else "value",
         ncols=1,
-        extra={"block": (fr, fc)},
     )
 
 

@@ -4,7 +4,7 @@ shared, and so is updating them in place, which is what makes animations fast.""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ class Panels:
     title: str
     colorbar_label: str | None = None
     ncols: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def shared_scale(self) -> bool:

@@ -9,14 +9,15 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
-from weightlapse.views.activations import activation_grid
-from weightlapse.views.attributions import attribution_map
-from weightlapse.views.filters import filter_grid
-from weightlapse.views.heatmap import heatmap
+from weightlapse.views.activations import activation_grid, activation_panels
+from weightlapse.views.attributions import attribution_map, attribution_panels
+from weightlapse.views.filters import filter_grid, filter_panels
+from weightlapse.views.heatmap import heatmap, heatmap_panels
 from weightlapse.views.histograms import histogram_ridgeline, histograms_over_time
+from weightlapse.views.panels import Panels
 from weightlapse.views.statistics import overview, statistics_over_time
 from weightlapse.views.trajectories import trajectories
-from weightlapse.views.weight_images import weight_images
+from weightlapse.views.weight_images import weight_images, weight_panels
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,50 @@ class View:
     needs_tensor: bool
     takes: tuple[str, ...]  # the options it accepts from the command line
     about: str
+    # Image views: their data at one step (animations update pixels in place). Timeline
+    # views (a whole history on a step axis) animate with a moving cursor instead.
+    panels: Callable[..., Panels] | None = None
+    timeline: bool = False
+    snapshot_kind: str = "param"  # the kind whose snapshots an image view draws
 
 
 VIEWS: dict[str, View] = {
-    "trajectories": View(trajectories, True, ("kind",), "probed elements over steps"),
-    "weights": View(weight_images, True, ("step",), "dense weights as images, per unit"),
-    "filters": View(filter_grid, True, ("step", "channel"), "conv filters in a grid"),
-    "heatmap": View(heatmap, True, ("step", "minus_step"), "a weight matrix, or its change"),
-    "histograms": View(histograms_over_time, True, ("kind", "log"), "histograms at every step"),
+    "trajectories": View(
+        trajectories, True, ("kind",), "probed elements over steps", timeline=True
+    ),
+    "weights": View(
+        weight_images, True, ("step",), "dense weights as images, per unit", weight_panels
+    ),
+    "filters": View(
+        filter_grid, True, ("step", "channel"), "conv filters in a grid", filter_panels
+    ),
+    "heatmap": View(
+        heatmap, True, ("step", "minus_step"), "a weight matrix, or its change", heatmap_panels
+    ),
+    "histograms": View(
+        histograms_over_time, True, ("kind", "log"), "histograms at every step", timeline=True
+    ),
     "ridgeline": View(histogram_ridgeline, True, ("kind",), "histograms of a few steps"),
-    "stats": View(statistics_over_time, True, (), "norms, update ratio, zeros, NaN/Inf"),
+    "stats": View(
+        statistics_over_time, True, (), "norms, update ratio, zeros, NaN/Inf", timeline=True
+    ),
     "overview": View(overview, False, ("kind", "stat"), "one row per tensor over steps"),
-    "activations": View(activation_grid, True, ("step", "sample"), "feature maps of probes"),
-    "attributions": View(attribution_map, True, ("step", "sample"), "maps of probe inputs"),
+    "activations": View(
+        activation_grid,
+        True,
+        ("step", "sample"),
+        "feature maps of probes",
+        activation_panels,
+        snapshot_kind="activation",
+    ),
+    "attributions": View(
+        attribution_map,
+        True,
+        ("step", "sample"),
+        "maps of probe inputs",
+        attribution_panels,
+        snapshot_kind="attribution",
+    ),
 }
 
 

@@ -93,9 +93,9 @@ def statistics_over_time(
                 color=colour,
                 label=f"{name} NaN+Inf share",
             )
-        if has_updates and name in run._attrs["kinds"]["update"]["tensors"]:
+        if has_updates and name in run.names("update"):
             ratio = run[name].update_ratio
-            axes[1].plot(ratio.steps, ratio["l2"], color=colour, label=name)
+            axes[1].plot(ratio.steps, ratio.values, color=colour, label=name)
     if has_updates:
         axes[1].set_yscale("log")
         axes[1].axhline(USUAL_UPDATE_RATIO, color="grey", lw=0.8, ls="--")
@@ -153,7 +153,7 @@ def overview(
     """
     if stat not in STAT_NAMES:
         raise UnknownNameError(stat, STAT_NAMES, what="statistic")
-    names = run._kind_spec(kind)["tensors"]
+    names = run.names(kind)
     if not names:
         raise WeightlapseError(f"No {kind} tensors recorded in this run.")
     steps = run.steps

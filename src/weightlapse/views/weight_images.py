@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from weightlapse.errors import WeightlapseError
+from weightlapse.frameworks.layouts import input_axis as layout_input_axis
 from weightlapse.run import Run
 from weightlapse.views.colors import DIVERGING, nonfinite_note, symmetric_limit
 from weightlapse.views.panels import Panels, draw_panels
@@ -35,8 +36,8 @@ def weight_panels(
         if name is None:
             raise WeightlapseError("weight_images(run, name): name the tensor to draw.")
         history = source[name]
+        step = history.snapshot_step(step)
         weights = history.at(step)
-        step = history.snapshot_steps[-1] if step == -1 else step
         meta, layout = source.meta, history.layout
     else:
         weights = np.asarray(source)
@@ -98,10 +99,9 @@ def _input_axis(
 ) -> int:
     if input_axis is not None:
         return input_axis
-    if layout:
-        axes = layout.split(",")
-        if "in" in axes:
-            return axes.index("in")
+    from_layout = layout_input_axis(layout)
+    if from_layout is not None:
+        return from_layout
     wanted = _size(image_shape) or _size(meta.get("input_shape"))
     if wanted:
         for axis in (0, 1):

@@ -1,0 +1,5 @@
+"""`python -m weightlapse.cli`: the same as the `weightlapse` command."""
+
+from weightlapse.cli import app
+
+app()

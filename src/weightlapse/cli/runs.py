@@ -1,0 +1,159 @@
+"""Commands on recorded runs: info, plot, animate, doctor, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from weightlapse.cli.common import clean_errors, console, size_on_disk
+from weightlapse.errors import WeightlapseError
+
+
+def register(app: typer.Typer) -> None:
+    for command in (info, plot, animate_command, doctor, export_command):
+        app.command(command.__name__.removesuffix("_command"))(command)
+
+
+@clean_errors
+def info(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
+    """What a run holds: tensors, steps, scalars and size on disk (also while it is written)."""
+    from weightlapse.run import open as open_run
+
+    run = open_run(run_path)
+    steps = run.steps
+    meta = run.meta
+    console.print(
+        f"[bold]{run_path}[/]  format v{run.format_version}, "
+        f"framework {meta.get('framework', '?')}, kinds {', '.join(run.kinds) or '-'}"
+    )
+    span = f"{int(steps[0])}..{int(steps[-1])}" if len(steps) else "none yet"
+    console.print(
+        f"{len(steps)} recorded steps ({span}); scalars: "
+        f"{', '.join(run.scalar_names) or 'none'}; size on disk {size_on_disk(run_path)}"
+    )
+    table = Table("tensor", "shape", "dtype", "layer", "snapshots", "last L2")
+    for name in run.tensors:
+        history = run[name]
+        l2 = history.stats["l2"]
+        table.add_row(
+            name,
+            "x".join(map(str, history.shape)) or "scalar",
+            history.dtype,
+            history.layer,
+            str(len(history.snapshot_steps)),
+            f"{l2[-1]:.4g}" if len(l2) else "-",
+        )
+    console.print(table)
+
+
+@clean_errors
+def plot(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    view: str = typer.Argument(
+        ...,
+        help="trajectories, weights, filters, heatmap, histograms, "
+        "ridgeline, stats, overview or activations.",
+    ),
+    tensor: str | None = typer.Argument(None, help="Tensor (or layer) name."),
+    out: Path = typer.Option(..., "--out", "-o", help="Image file: .png, .svg or .pdf."),
+    step: int | None = typer.Option(None, help="Step (image views; default: the last)."),
+    minus_step: int | None = typer.Option(None, help="heatmap: draw step minus this step."),
+    kind: str | None = typer.Option(None, help="param, grad, update (default param)."),
+    stat: str | None = typer.Option(None, help="overview: the statistic (default l2)."),
+    channel: int | None = typer.Option(None, help="filters: only this input channel."),
+    sample: int | None = typer.Option(None, help="activations: which probe input."),
+    log: bool | None = typer.Option(None, "--log", help="histograms: log colour scale."),
+    dpi: int = typer.Option(120, help="Resolution of raster images."),
+) -> None:
+    """Draws one view of a run to an image file (also while the run is written)."""
+    from weightlapse.run import open as open_run
+    from weightlapse.views.registry import render
+
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise WeightlapseError(f"{out.name}: write a .png, .svg or .pdf file.")
+    fig = render(
+        open_run(run_path),
+        view,
+        tensor,
+        step=step,
+        minus_step=minus_step,
+        kind=kind,
+        stat=stat,
+        channel=channel,
+        sample=sample,
+        log=log,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    console.print(f"wrote {out}")
+
+
+@clean_errors
+def animate_command(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    view: str = typer.Argument(
+        ...,
+        help="weights, filters, heatmap, activations (per "
+        "snapshot) or trajectories, histograms, stats (a cursor).",
+    ),
+    tensor: str = typer.Argument(..., help="Tensor (or layer) name."),
+    out: Path = typer.Option(..., "--out", "-o", help="A .gif or .mp4 file."),
+    fps: float = typer.Option(8.0, help="Frames per second."),
+    every: int = typer.Option(1, help="Use every N-th available step."),
+    free_scale: bool = typer.Option(
+        False, "--free-scale", help="Rescale colours per frame (default: one scale)."
+    ),
+) -> None:
+    """Animates a view over the recorded steps, with a progress bar."""
+    from weightlapse.run import open as open_run
+    from weightlapse.views.animate import animate, check_view, default_steps
+
+    run = open_run(run_path)
+    check_view(view)
+    steps = default_steps(run, view, tensor)[:: max(1, every)]
+    animate(run, view, tensor, out, steps=steps, fps=fps, fixed_scale=not free_scale)
+    console.print(f"wrote {out} ({len(steps)} frames)")
+
+
+@clean_errors
+def doctor(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
+    """Names what went wrong in a run and when: NaN/Inf, exploding or vanishing
+    gradients, update ratios far from 1e-3, dead units, layers that never moved."""
+    from weightlapse.health import diagnose
+    from weightlapse.run import open as open_run
+
+    findings = diagnose(open_run(run_path))
+    if not findings:
+        console.print("No problems found.")
+        return
+    table = Table("check", "tensor", "kind", "from step", "statistic", "what")
+    for f in findings:
+        table.add_row(
+            f.check, f.tensor, f.kind, str(f.step), f"{f.statistic}={f.value:.3g}", f.message
+        )
+    console.print(table)
+
+
+@clean_errors
+def export_command(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    tensorboard: Path | None = typer.Option(
+        None, "--tensorboard", help="Write TensorBoard event files here."
+    ),
+    npz: Path | None = typer.Option(None, "--npz", help="Write every snapshot to this .npz."),
+) -> None:
+    """A run to TensorBoard (scalars, histograms at every step, filter images) or .npz."""
+    from weightlapse.io.export import export_npz, export_tensorboard
+    from weightlapse.run import open as open_run
+
+    if tensorboard is None and npz is None:
+        raise WeightlapseError("Say where to export: --tensorboard LOGDIR and/or --npz FILE.")
+    run = open_run(run_path)
+    if tensorboard is not None:
+        with console.status("writing TensorBoard events..."):
+            export_tensorboard(run, tensorboard)
+        console.print(f"wrote {tensorboard} (tensorboard --logdir {tensorboard})")
+    if npz is not None:
+        console.print(f"wrote {export_npz(run, npz)}")

@@ -1,0 +1,33 @@
+"""`weightlapse view`: the live dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from weightlapse.cli.common import clean_errors, console
+
+
+@clean_errors
+def view(
+    runs_dir: Path = typer.Argument(Path("."), help="The folder holding your runs."),
+    port: int = typer.Option(8050, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (local only by default)."),
+    browser: bool = typer.Option(True, "--browser/--no-browser", help="Open a browser."),
+) -> None:
+    """The live dashboard: runs, tensors, every view, a step slider that plays training
+    back, two runs side by side. New runs and new steps appear while they are written."""
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from weightlapse.dashboard.app import create_app
+
+    application = create_app(runs_dir)
+    address = f"http://{host}:{port}/"
+    console.print(f"weightlapse dashboard for {runs_dir} at {address} (Ctrl+C stops it)")
+    if browser:
+        threading.Timer(1.0, webbrowser.open, args=(address,)).start()
+    uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -1,0 +1,212 @@
+"""What the dashboard serves, as plain functions of a run (testable without HTTP): the
+routes in app.py only parse a request and call these. A `NotFound` becomes a 404."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from weightlapse.errors import WeightlapseError
+from weightlapse.run import Run
+from weightlapse.run import open as open_run
+from weightlapse.store.layout import STAT_NAMES
+
+MAX_FRAME = 256  # a frame larger than this on a side is block-averaged down to it
+REFRESH_SECONDS = 0.5
+
+
+class NotFound(Exception):
+    """Nothing to serve under that name: the message says what was missing."""
+
+
+class BadRequest(Exception):
+    """A request whose parameters are not what they should be."""
+
+
+class RunCache:
+    """Open runs by name, re-read at most every REFRESH_SECONDS (for live runs). Every
+    name resolves inside the runs folder, or is not found."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.runs: dict[str, tuple[Run, float]] = {}
+
+    def names(self) -> list[str]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            here = Path(dirpath)
+            if "zarr.json" in filenames and _is_run(here):
+                found.append(here.relative_to(self.root).as_posix())
+                dirnames[:] = []  # a run's own arrays are not runs
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        return sorted(found)
+
+    def path_of(self, name: str) -> Path:
+        """The run folder for a name, or NotFound when the name leaves the root in any way."""
+        if not name or "\x00" in name or name.startswith(("/", "\\")):
+            raise NotFound("no such run")
+        parts = Path(name).parts
+        if any(p in ("..", ".") for p in parts):
+            raise NotFound("no such run")
+        candidate = (self.root / name).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            raise NotFound("no such run")  # a symlink out of the runs folder
+        if not (candidate / "zarr.json").is_file() or not _is_run(candidate):
+            raise NotFound("no such run")
+        return candidate
+
+    def get(self, name: str) -> Run:
+        path = self.path_of(name)
+        cached = self.runs.get(name)
+        now = time.monotonic()
+        if cached is None:
+            run = open_run(path)
+            self.runs[name] = (run, now)
+            return run
+        run, seen = cached
+        if now - seen > REFRESH_SECONDS:
+            run.refresh()
+            self.runs[name] = (run, now)
+        return run
+
+
+def _is_run(folder: Path) -> bool:
+    try:
+        return b'"weightlapse"' in (folder / "zarr.json").read_bytes()[:1_000_000]
+    except OSError:
+        return False
+
+
+def json_floats(values: Any) -> list[float | None]:
+    """JSON has no NaN: NaN and Inf become null."""
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, float).tolist()]
+
+
+def checked_tensor(run: Run, name: str, kind: str) -> tuple[str, str]:
+    if kind not in run.kinds:
+        raise NotFound(f"no {kind!r} data in this run")
+    if name not in run.names(kind):
+        raise NotFound(f"no {kind} tensor {name!r} in this run")
+    return name, kind
+
+
+def runs_list(cache: RunCache) -> list[dict[str, Any]]:
+    out = []
+    for name in cache.names():
+        try:
+            run = cache.get(name)
+        except (WeightlapseError, NotFound):
+            continue
+        out.append(
+            {
+                "name": name,
+                "steps": len(run.steps),
+                "live": run.is_live,
+                "framework": run.meta.get("framework", ""),
+            }
+        )
+    return out
+
+
+def run_info(run: Run, name: str) -> dict[str, Any]:
+    """Steps, scalars and the tensors grouped by layer (other kinds by kind)."""
+    layers: dict[str, list[dict[str, Any]]] = {}
+    for kind in run.kinds:
+        for tensor in run.names(kind):
+            meta = run.tensor_info(tensor)
+            key = meta.get("layer", "") if kind == "param" else kind
+            entry = next((t for t in layers.get(key, []) if t["name"] == tensor), None)
+            if entry is None:
+                entry = {
+                    "name": tensor,
+                    "shape": meta.get("shape", []),
+                    "kinds": [],
+                    "snapshots": [],
+                }
+                layers.setdefault(key, []).append(entry)
+            entry["kinds"].append(kind)
+            if not entry["snapshots"]:
+                entry["snapshots"] = run.history(tensor, kind).snapshot_steps
+    return {
+        "name": name,
+        "steps": run.steps.tolist(),
+        "epochs": run.epochs.tolist(),
+        "scalars": run.scalar_names,
+        "live": run.is_live,
+        "framework": run.meta.get("framework", ""),
+        "layers": [{"name": k, "tensors": v} for k, v in layers.items()],
+    }
+
+
+def scalars(run: Run) -> dict[str, Any]:
+    return {
+        "steps": run.steps.tolist(),
+        "series": {k: json_floats(v) for k, v in run.scalars.items()},
+    }
+
+
+def stats(run: Run, name: str, kind: str) -> dict[str, Any]:
+    table = run.history(*checked_tensor(run, name, kind)).stats
+    return {"steps": table.steps.tolist(), "stats": {s: json_floats(table[s]) for s in STAT_NAMES}}
+
+
+def histograms(run: Run, name: str, kind: str) -> dict[str, Any]:
+    from weightlapse.views.histograms import common_grid
+
+    hist = run.history(*checked_tensor(run, name, kind)).histograms
+    matrix, grid = common_grid(hist, 64)
+    return {
+        "steps": hist.steps.tolist(),
+        "values": json_floats((grid[:-1] + grid[1:]) / 2),
+        "counts": matrix.round(3).tolist(),
+    }
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A snapshot as float32 bytes, block-averaged to at most MAX_FRAME a side."""
+
+    data: np.ndarray
+    step: int
+    block: tuple[int, int]
+
+
+def frame(run: Run, name: str, kind: str, step: int | None) -> Frame:
+    """The latest snapshot at or before `step` (default: the last one)."""
+    from weightlapse.views.heatmap import as_matrix, block_reduce
+
+    history = run.history(*checked_tensor(run, name, kind))
+    steps = history.snapshot_steps
+    if not steps:
+        raise NotFound(f"{name!r} has no snapshots")
+    shown_step = history.latest_snapshot_at(steps[-1] if step is None else step)
+    shown, block = block_reduce(as_matrix(history.at(shown_step)), MAX_FRAME, "mean")
+    return Frame(np.ascontiguousarray(shown, dtype="<f4"), shown_step, block)
+
+
+def view_png(run: Run, view: str, tensor: str | None, options: dict[str, int]) -> bytes:
+    """A registry view drawn as a PNG; image views snap `step` to the latest snapshot at
+    or before it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from weightlapse.views.registry import VIEWS, render
+
+    try:
+        spec = VIEWS.get(view)
+        if "step" in options and tensor and spec is not None and spec.panels is not None:
+            history = run.history(tensor, spec.snapshot_kind)
+            options = {**options, "step": history.latest_snapshot_at(options["step"])}
+        fig = render(run, view, tensor, **options)
+    except WeightlapseError as exc:
+        raise NotFound(str(exc)) from None
+    buffer = io.BytesIO()
+    fig.set_dpi(80)
+    FigureCanvasAgg(fig).print_png(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,105 @@
+"""PyTorch: parameter names, the model's description, layer outputs, eval mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from weightlapse.errors import MissingDependencyError, UnknownNameError
+from weightlapse.frameworks.layouts import TORCH_LAYER_LAYOUTS, weight_layout
+from weightlapse.store.records import TensorInfo
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised without torch installed
+    raise MissingDependencyError("torch", "torch") from exc
+
+
+def clean_name(name: str) -> str:
+    """Drops the wrappers torch.compile and DataParallel put in parameter names."""
+    parts = [p for p in name.split(".") if p not in ("_orig_mod", "module")]
+    return ".".join(parts)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside torch.compile's wrapper."""
+    return getattr(model, "_orig_mod", model)
+
+
+def named_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {clean_name(n): p for n, p in model.named_parameters()}
+
+
+def modules_by_name(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Every named submodule, by its clean name."""
+    return {clean_name(n): m for n, m in model.named_modules() if n}
+
+
+def describe_model(model: torch.nn.Module) -> tuple[dict[str, TensorInfo], list[dict[str, Any]]]:
+    """Tensor infos (with each weight's axis layout) and a layer summary."""
+    infos: dict[str, TensorInfo] = {}
+    layers: list[dict[str, Any]] = []
+    for module_name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not own:
+            continue
+        layer = clean_name(module_name)
+        kind = type(module).__name__
+        layers.append({"name": layer, "type": kind, "tensors": []})
+        for pname, p in own:
+            full = f"{layer}.{pname}" if layer else pname
+            infos[full] = TensorInfo(
+                full,
+                tuple(p.shape),
+                str(p.dtype).replace("torch.", ""),
+                layer=layer,
+                layout=weight_layout(kind, pname, p.ndim, TORCH_LAYER_LAYOUTS),
+            )
+            layers[-1]["tensors"].append(full)
+    return infos, layers
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout, BatchNorm running statistics) inside, the old mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def layer_outputs(
+    model: torch.nn.Module, inputs: Any, layers: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The outputs of named layers for `inputs`, by forward hooks, in eval mode and
+    without gradients (BatchNorm statistics and dropout are left as they were).
+
+    >>> layer_outputs(model, x[:4], ["conv1", "fc1"])["conv1"].shape  # (4, C, H, W)
+    """
+    modules = modules_by_name(model)
+    unknown = [name for name in layers if name not in modules]
+    if unknown:
+        raise UnknownNameError(unknown[0], list(modules), what="layer")
+    captured: dict[str, np.ndarray] = {}
+
+    def keep(name: str) -> Any:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            captured[name] = out.detach().float().cpu().numpy()
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(name)) for name in layers]
+    try:
+        with eval_mode(model), torch.no_grad():
+            device = next(model.parameters(), torch.zeros(0)).device
+            model(torch.as_tensor(inputs).to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: captured[name] for name in layers}

@@ -1,0 +1,84 @@
+"""`ArrayOps` over torch tensors: statistics are reduced on the tensors' own device."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from weightlapse.errors import MissingDependencyError
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised without torch installed
+    raise MissingDependencyError("torch", "torch") from exc
+
+
+class TorchOps:
+    """`ArrayOps` over torch tensors, on whatever device they live."""
+
+    def flatten_concat(self, arrays: Sequence[torch.Tensor]) -> torch.Tensor:
+        flat = [a.detach().reshape(-1) for a in arrays]
+        return torch.cat([f if f.dtype == torch.float32 else f.float() for f in flat])
+
+    def constant(self, values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(values, device=like.device)
+
+    def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
+        out = torch.zeros(n, dtype=values.dtype, device=values.device)
+        return out.index_add_(0, segments, values)
+
+    def segment_count(self, mask: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
+        out = torch.zeros(n, dtype=torch.int64, device=mask.device)
+        return out.index_add_(0, segments, mask.to(torch.int64))
+
+    def segment_min(self, values: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
+        out = torch.full((n,), float("inf"), dtype=values.dtype, device=values.device)
+        return out.scatter_reduce_(0, segments, values, "amin")
+
+    def segment_max(self, values: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
+        out = torch.full((n,), float("-inf"), dtype=values.dtype, device=values.device)
+        return out.scatter_reduce_(0, segments, values, "amax")
+
+    def where(self, cond: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
+        return torch.where(cond, a, b)
+
+    def isfinite(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.isfinite(x)
+
+    def isnan(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.isnan(x)
+
+    def to_float(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32)
+
+    def bin_index(self, x: torch.Tensor, n_bins: int) -> torch.Tensor:
+        return x.floor().clamp_(0, n_bins - 1).to(torch.int64)
+
+    def take(self, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return values.index_select(0, index)
+
+    def pack_to_host(self, parts: Sequence[torch.Tensor]) -> np.ndarray:
+        packed = torch.cat([p.reshape(-1).to(torch.float64) for p in parts])
+        return packed.cpu().numpy()  # the one device-to-host copy of a step
+
+    def host_copy(self, arrays: Sequence[torch.Tensor]) -> np.ndarray | None:
+        if any(a.device.type != "cpu" for a in arrays):
+            return None
+        return self.flatten_concat(arrays).numpy()  # cat copies: the step may go on
+
+    def to_host(self, x: torch.Tensor) -> np.ndarray:
+        x = x.detach()
+        if x.dtype in (torch.bfloat16,) or not x.dtype.is_floating_point:
+            x = x.float()
+        return x.cpu().numpy().copy()
+
+    def copy(self, x: torch.Tensor) -> torch.Tensor:
+        return x.detach().clone()
+
+    def device_of(self, x: torch.Tensor) -> str:
+        return str(x.device)
+
+
+OPS = TorchOps()

@@ -1,0 +1,160 @@
+"""RunWriter: what `weightlapse.create` returns, to record a run into. The generic `log`
+takes any nesting of named arrays; the framework recorders feed the same `recorder`.
+
+with weightlapse.create("runs/neuron") as run:
+    run.log(step, {"w": w, "b": b}, loss=loss)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from weightlapse.errors import WeightlapseError
+from weightlapse.record.arrays import flatten_named, to_numpy
+from weightlapse.record.numpy_ops import NumpyOps
+from weightlapse.record.recorder import RecordConfig, StepRecorder
+from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Always, Never
+from weightlapse.record.select import NameFilter
+from weightlapse.store.writer import StoreWriter
+
+_NUMPY = NumpyOps()
+
+
+class RunWriter:
+    """A run being recorded. Read it with `weightlapse.open(path)`, also while it grows."""
+
+    def __init__(self, path: str | Path | Any, writer: StoreWriter, recorder: StepRecorder) -> None:
+        self.path = path
+        self.store = writer
+        self.recorder = recorder  # the seam the framework recorders feed
+
+    def log(
+        self,
+        step: int,
+        arrays: Mapping[str, Any] | None = None,
+        *,
+        grads: Mapping[str, Any] | None = None,
+        epoch: int = -1,
+        batch: int = -1,
+        snapshot: bool | None = None,
+        activations: Mapping[str, Any] | None = None,
+        **scalars: Any,
+    ) -> None:
+        """Records named arrays (any nesting of dicts/lists: a JAX pytree, a sess.run result).
+
+        Names of nested entries are joined with '/'. Scalars (loss=..., acc=...) join the row.
+        `snapshot=True` forces a full snapshot at this step, False forbids one.
+        `activations` ({layer: array for your probe inputs}) are kept whole.
+        """
+        recorder = self.recorder
+        params = {k: to_numpy(v, k) for k, v in flatten_named(arrays or {}).items()}
+        grad_arrays = {k: to_numpy(v, k) for k, v in flatten_named(grads or {}).items()}
+        if grad_arrays and not recorder.config.gradients:
+            recorder.config.gradients = True
+        if snapshot is not None:
+            keep = recorder.config.snapshots
+            recorder.config.snapshots = Always() if snapshot else Never()
+        try:
+            recorder.record(
+                int(step),
+                params,
+                _NUMPY,
+                grads=grad_arrays,
+                epoch=epoch,
+                batch=batch,
+                scalars=scalars,
+                captures={
+                    "activation": {k: to_numpy(v, k) for k, v in (activations or {}).items()}
+                },
+            )
+        finally:
+            if snapshot is not None:
+                recorder.config.snapshots = keep
+
+    def configure(self, **options: Any) -> None:
+        """Changes what is recorded (the options of `create`) before recording starts."""
+        recorder = self.recorder
+        if self.store.attrs["committed_steps"] or recorder.has_recorded:
+            raise WeightlapseError(
+                "This run has recorded steps already; pass recording options when creating "
+                "it (weightlapse.create(path, every=..., gradients=...))."
+            )
+        fields = vars(recorder.config)
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise WeightlapseError(
+                f"Unknown recording option(s) {unknown}; known: {sorted(fields)}."
+            )
+        recorder.config = RecordConfig(**{**fields, **options})
+        recorder.filter = NameFilter(recorder.config.include, recorder.config.exclude)
+
+    def describe(self, name: str, *, layout: str = "", layer: str = "") -> None:
+        """Says what a tensor's axes mean ('out,in,h,w', 'h,w,in,out', ...) and its layer,
+        before it is first logged, so views need not guess."""
+        self.recorder.hints[name] = {"layout": layout, "layer": layer}
+
+    def set_meta(self, **meta: Any) -> None:
+        """Stores JSON-able facts about the run (framework, model summary, input shape)."""
+        self.store.update_meta(meta)
+
+    def flush(self) -> None:
+        """Commits every logged step to the store now."""
+        self.recorder.finish()
+        self.store.flush()
+
+    def close(self) -> None:
+        self.recorder.finish()
+        self.store.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunWriter({str(self.path)!r})"
+
+
+def create(
+    path: str | Path | Any,
+    *,
+    overwrite: bool = False,
+    every: Any = 1,
+    snapshots: Any = DEFAULT_SNAPSHOTS,
+    snapshot_budget: int | None = 2**30,
+    include: Any = None,
+    exclude: Any = None,
+    gradients: bool = False,
+    updates: bool = False,
+    bins: int = 64,
+    max_probes: int = 32,
+    flush_seconds: float = 2.0,
+    meta: Mapping[str, Any] | None = None,
+) -> RunWriter:
+    """A new run at `path` (a directory, or any fsspec URL Zarr takes) to record into.
+
+    >>> with weightlapse.create("runs/a") as run:
+    ...     run.log(0, {"w": np.zeros(3)}, loss=1.0)
+    """
+    config = RecordConfig(
+        include=include,
+        exclude=exclude,
+        every=every,
+        snapshots=snapshots,
+        snapshot_budget=snapshot_budget,
+        gradients=gradients,
+        updates=updates,
+        bins=bins,
+        max_probes=max_probes,
+    )
+    writer = StoreWriter(
+        path,
+        meta={"framework": "generic", **(meta or {})},
+        bins=bins,
+        flush_seconds=flush_seconds,
+        overwrite=overwrite,
+    )
+    return RunWriter(path, writer, StepRecorder(writer, config))

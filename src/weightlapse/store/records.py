@@ -1,0 +1,68 @@
+"""What the recorder hands the store: one step's numbers, and what each tensor is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class KindRows:
+    """One step's numbers for some tensors of one kind (rows into that kind's tensor list)."""
+
+    rows: np.ndarray  # (k,) int
+    stats: np.ndarray  # (k, n_stats)
+    counts: np.ndarray  # (k, bins)
+    probes: np.ndarray  # (sum of these tensors' probe counts,)
+
+
+@dataclass
+class Deferred:
+    """Kind rows to compute on the writer thread (host statistics, off the training step)."""
+
+    nbytes: int
+    compute: Callable[[], KindRows]
+
+
+@dataclass
+class StepRecord:
+    step: int
+    epoch: int = -1
+    batch: int = -1
+    wall_time: float = 0.0
+    scalars: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, KindRows | Deferred] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        n = sum(
+            v.nbytes if isinstance(v, Deferred) else v.stats.nbytes + v.counts.nbytes
+            for v in self.kinds.values()
+        )
+        return n + sum(a.nbytes for a in self.snapshots.values())
+
+    def resolve(self) -> None:
+        """Computes deferred statistics (on the writer thread)."""
+        for kind, rows in self.kinds.items():
+            if isinstance(rows, Deferred):
+                self.kinds[kind] = rows.compute()
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    layer: str = ""
+    layout: str = ""  # axis meaning, e.g. "in,out" (Keras Dense) or "out,in,h,w" (torch Conv2d)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "layer": self.layer,
+            "layout": self.layout,
+        }
