@@ -84,6 +84,7 @@ def wl(page, expression):
     return page.evaluate(f"() => window.__wl.{expression}")
 
 
+@pytest.mark.slow
 def test_pick_a_run_and_a_tensor_move_the_slider_and_play(server, page):
     url, _ = server
     page.goto(url)
@@ -108,6 +109,7 @@ def test_pick_a_run_and_a_tensor_move_the_slider_and_play(server, page):
     assert wl(page, "lastStep") == 29
 
 
+@pytest.mark.slow
 def test_new_steps_and_new_runs_appear_while_a_recorder_writes(server, page):
     url, root = server
     page.goto(url)

@@ -118,13 +118,20 @@ def test_probe_views_snap_to_the_latest_snapshot(tmp_path):
     root = tmp_path / "runs"
     with weightlapse.create(root / "p", snapshots=2) as run:
         for step in range(5):
+            maps = {"relu": np.full((2, 3, 4, 4), float(step))}
             run.log(
-                step,
-                {"w": np.ones((4, 4)) * step},
-                activations={"relu": np.full((2, 3, 4, 4), float(step))},
+                step, {"w": np.ones((4, 4)) * step}, activations=maps if step % 2 == 0 else None
             )
     client = TestClient(create_app(root))
-    png = client.get("/api/run/view/activations/p", params={"tensor": "relu", "step": 3})
-    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+    def view(step):
+        png = client.get("/api/run/view/activations/p", params={"tensor": "relu", "step": step})
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        return png.content
+
+    assert weightlapse.open(root / "p").history("relu", "activation").snapshot_steps == [0, 2, 4]
+    # step 3 shows step 2's maps (all 2.0), not step 4's
+    assert view(3) == view(2)
+    assert view(3) != view(4)
     info = client.get("/api/run/info/p").json()
     assert {layer["name"] for layer in info["layers"]} >= {"activation"}

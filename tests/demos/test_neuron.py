@@ -34,6 +34,7 @@ def test_story_1_in_keras_on_the_torch_backend(tmp_path):
     check(run_neuron("keras", tmp_path))
 
 
+@pytest.mark.slow
 def test_story_1_in_keras_on_the_tensorflow_backend(tmp_path):
     pytest.importorskip("tensorflow")
     code = (

@@ -70,12 +70,14 @@ def run_script(backend: str, *extra: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_keras_recorder_on_the_torch_backend_needs_no_tensorflow():
     result = run_script("torch", "block-tensorflow")
     check(result, "torch")
     assert not result["tensorflow_loaded"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["host-stats", "device-stats"])
 def test_keras_recorder_on_the_tensorflow_backend(mode):
     """device-stats: keras.ops reductions, the path taken for weights on a GPU."""

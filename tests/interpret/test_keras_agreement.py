@@ -94,6 +94,7 @@ def test_keras_on_the_torch_backend_agrees_with_pytorch():
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow
 def test_keras_on_the_tensorflow_backend_agrees_with_pytorch(tmp_path):
     pytest.importorskip("tensorflow")
     model = torch_model()

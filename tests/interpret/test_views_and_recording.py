@@ -105,6 +105,7 @@ def cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_explain_a_saved_torch_model_needs_trust_and_then_draws(tmp_path):
     model, x = model_and_inputs()
     torch.save(model, tmp_path / "model.pt")
@@ -145,6 +146,7 @@ def test_explain_a_saved_torch_model_needs_trust_and_then_draws(tmp_path):
     assert (tmp_path / "grid.png").stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_explain_a_saved_keras_model_on_an_image(tmp_path):
     keras = pytest.importorskip("keras")
     import imageio.v3 as iio

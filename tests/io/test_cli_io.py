@@ -32,6 +32,7 @@ def cnn_file(tmp_path):
     return path, model
 
 
+@pytest.mark.slow
 def test_inspect_prints_every_tensor_and_writes_a_filter_grid(tmp_path, cnn_file):
     path, model = cnn_file
     proc = cli("inspect", path, "-o", tmp_path / "views")
@@ -49,6 +50,7 @@ def test_inspect_prints_every_tensor_and_writes_a_filter_grid(tmp_path, cnn_file
     assert (np.ptp(rgb, axis=2) > 0.2).sum() > 50
 
 
+@pytest.mark.slow
 def test_diff_shows_which_layer_moved(tmp_path, cnn_file):
     path, model = cnn_file
     with torch.no_grad():
@@ -61,6 +63,7 @@ def test_diff_shows_which_layer_moved(tmp_path, cnn_file):
     assert (tmp_path / "d.png").stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_import_then_export_to_tensorboard_and_npz(tmp_path, cnn_file):
     _, model = cnn_file
     folder = tmp_path / "ckpts"
@@ -128,6 +131,7 @@ def make_bad_files(tmp_path, good):
     return bad
 
 
+@pytest.mark.slow
 def test_bad_files_each_give_one_clear_line_and_exit_code_2(tmp_path, cnn_file):
     path, _ = cnn_file
     for label, bad in make_bad_files(tmp_path, path).items():

@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 import weightlapse
 
@@ -62,6 +63,7 @@ def assert_consistent(run):
             assert (run[name].at(s) == s).all()
 
 
+@pytest.mark.slow
 def test_a_reader_in_another_process_never_sees_half_a_step(tmp_path):
     path = tmp_path / "live"
     writer = start_writer(path, steps=600)

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.frameworks import framework_of
 
 
 class Backend:
@@ -41,13 +40,3 @@ class Backend:
                 "class index, or one per input."
             )
         return target
-
-
-def backend_for(model: Any) -> Backend:
-    if framework_of(model) == "torch":
-        from weightlapse.interpret.torch_backend import TorchBackend
-
-        return TorchBackend(model)
-    from weightlapse.interpret.keras_backend import KerasBackend
-
-    return KerasBackend(model)

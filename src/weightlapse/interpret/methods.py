@@ -17,7 +17,19 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
-from weightlapse.interpret.backends import Backend, backend_for
+from weightlapse.frameworks import framework_of
+from weightlapse.interpret.backends import Backend
+
+
+def backend_for(model: Any) -> Backend:
+    """The gradient backend of the model's framework (imported only when used)."""
+    if framework_of(model) == "torch":
+        from weightlapse.interpret.torch_backend import TorchBackend
+
+        return TorchBackend(model)
+    from weightlapse.interpret.keras_backend import KerasBackend
+
+    return KerasBackend(model)
 
 
 class Method:
