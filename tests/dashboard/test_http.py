@@ -51,6 +51,8 @@ def test_runs_info_scalars_stats_histograms(client):
     tensors = {t["name"]: t for layer in info["layers"] for t in layer["tensors"]}
     assert tensors["dense/kernel"]["shape"] == [300, 600]
     assert tensors["dense/kernel"]["snapshots"] == [0, 2, 4]
+    assert info["views"][:3] == ["trajectories", "weights", "filters"]
+    assert "overview" in info["views"] and "activations" not in info["views"]
     scalars = client.get("/api/run/scalars/a").json()
     assert scalars["series"]["loss"][4] == pytest.approx(0.2)
     stats = client.get("/api/run/stats/a", params={"tensor": "dense/kernel"}).json()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from weightlapse.errors import WeightlapseError
 from weightlapse.interpret.methods import (
     Deconvnet,
     GradCAM,
@@ -184,3 +185,12 @@ def test_methods_by_name_and_a_layer_method_without_a_layer():
         make_method("salency", model)
     with pytest.raises(Exception, match="layer="):
         GradCAM(model).attribute(np.zeros((1, 1, 6, 6), np.float32))
+
+
+def test_a_misspelt_option_is_refused_not_swallowed():
+    model = small_cnn()
+    x = np.zeros((1, 1, 6, 6), np.float32)
+    with pytest.raises(WeightlapseError, match="sampels.*samples, noise, seed"):
+        SmoothGrad(model).attribute(x, sampels=5)
+    with pytest.raises(WeightlapseError, match="its options are: none"):
+        Saliency(model).attribute(x, steps=3)

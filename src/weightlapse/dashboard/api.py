@@ -142,7 +142,16 @@ def run_info(run: Run, name: str) -> dict[str, Any]:
         "live": run.is_live,
         "framework": run.meta.get("framework", ""),
         "layers": [{"name": k, "tensors": v} for k, v in layers.items()],
+        "views": weight_views(),
     }
+
+
+def weight_views() -> list[str]:
+    """The registry's views of a weight tensor (and the model-wide overview), in order;
+    the probe views are offered per recorded layer."""
+    from weightlapse.views.registry import VIEWS
+
+    return [name for name, view in VIEWS.items() if view.snapshot_kind == "param"]
 
 
 def scalars(run: Run) -> dict[str, Any]:

@@ -91,15 +91,13 @@ export function renderTree(onSelect) {
   }
 }
 
-// Views of a tensor, then the probe inputs' activations and maps where they were recorded.
-const TENSOR_VIEWS = ["weights", "filters", "heatmap", "trajectories", "histograms", "stats",
-  "ridgeline", "overview"];
-
+// Views of a tensor (the server's registry), then the probe inputs' activations and maps
+// where they were recorded.
 export function renderViewChoices() {
   const select = $("view");
   const chosen = select.value;
   select.replaceChildren();
-  for (const view of TENSOR_VIEWS) {
+  for (const view of state.info.views) {
     const option = el("option", view);
     option.value = view;
     select.append(option);
