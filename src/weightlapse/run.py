@@ -7,6 +7,9 @@ run["w"].trajectory(), run["w"].stats["l2"], run["w"].at(-1)
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,8 +265,16 @@ class Run:
 
     @property
     def is_live(self) -> bool:
-        """True while the run has not been closed by its writer."""
-        return not self._attrs["closed"]
+        """True while a writer records into the run: not closed, and its writer process
+        still there (same host) or its heartbeat recent (see docs/format.md)."""
+        if self._attrs["closed"]:
+            return False
+        writer = self._attrs.get("writer")
+        if not isinstance(writer, dict):
+            return True  # written before writers said who they were
+        if writer.get("host") == socket.gethostname():
+            return _process_exists(int(writer.get("pid", -1)))
+        return time.time() - float(writer.get("heartbeat", 0)) < layout.LIVE_TIMEOUT
 
     def _index(self) -> np.ndarray:
         rows = self._reader.rows(layout.INDEX_PATH)
@@ -318,6 +329,18 @@ class Run:
             f"{self.path!s} was opened for reading. Use weightlapse.create(path) to record "
             "a new run."
         )
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, owned by someone else (or we cannot tell)
+    return True
 
 
 def open(path: str | Path | Any) -> Run:  # noqa: A001 - the public name mirrors zarr.open

@@ -7,12 +7,16 @@ with weightlapse.create("runs/neuron") as run:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import atexit
+import threading
+import warnings
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.record.arrays import flatten_named, to_numpy
+from weightlapse.record.arrays import check_step, dtype_name, flatten_named, to_numpy
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.recorder import RecordConfig, StepRecorder
 from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Always, Never
@@ -29,6 +33,15 @@ class RunWriter:
         self.path = path
         self.store = writer
         self.recorder = recorder  # the seam the framework recorders feed
+        self.last_step: int | None = writer.last_committed_step
+        self._before_close: list[Callable[[], None]] = []
+        self._closed = False
+        _OPEN.add(self)
+
+    def before_close(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` first when the run closes, also at interpreter exit (the
+        framework recorders snapshot the trained model there)."""
+        self._before_close.append(callback)
 
     def log(
         self,
@@ -48,8 +61,13 @@ class RunWriter:
         `snapshot=True` forces a full snapshot at this step, False forbids one.
         `activations` ({layer: array for your probe inputs}) are kept whole.
         """
+        step = check_step(step, self.last_step)
         recorder = self.recorder
-        params = {k: to_numpy(v, k) for k, v in flatten_named(arrays or {}).items()}
+        named = flatten_named(arrays or {})
+        for name, value in named.items():
+            if name not in recorder.infos:
+                recorder.hints.setdefault(name, {}).setdefault("dtype", dtype_name(value))
+        params = {k: to_numpy(v, k) for k, v in named.items()}
         grad_arrays = {k: to_numpy(v, k) for k, v in flatten_named(grads or {}).items()}
         if grad_arrays and not recorder.config.gradients:
             recorder.config.gradients = True
@@ -72,6 +90,7 @@ class RunWriter:
         finally:
             if snapshot is not None:
                 recorder.config.snapshots = keep
+        self.last_step = step
 
     def configure(self, **options: Any) -> None:
         """Changes what is recorded (the options of `create`) before recording starts."""
@@ -93,7 +112,7 @@ class RunWriter:
     def describe(self, name: str, *, layout: str = "", layer: str = "") -> None:
         """Says what a tensor's axes mean ('out,in,h,w', 'h,w,in,out', ...) and its layer,
         before it is first logged, so views need not guess."""
-        self.recorder.hints[name] = {"layout": layout, "layer": layer}
+        self.recorder.hints.setdefault(name, {}).update({"layout": layout, "layer": layer})
 
     def set_meta(self, **meta: Any) -> None:
         """Stores JSON-able facts about the run (framework, model summary, input shape)."""
@@ -105,8 +124,25 @@ class RunWriter:
         self.store.flush()
 
     def close(self) -> None:
-        self.recorder.finish()
+        """Ends the run: the last recorded step gets a snapshot (when snapshots are on),
+        everything is committed and the run is marked closed."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN.discard(self)
+        for callback in self._before_close:
+            callback()
+        self.recorder.finish(final=True)
         self.store.close()
+
+    def reopen(self) -> None:
+        """Goes on recording into this run after `close` (a second Keras fit)."""
+        if not self._closed:
+            return
+        self.store = StoreWriter(self.path, resume=True, flush_seconds=self.store.flush_seconds)
+        self.recorder.writer = self.store
+        self._closed = False
+        _OPEN.add(self)
 
     def __enter__(self) -> RunWriter:
         return self
@@ -122,6 +158,7 @@ def create(
     path: str | Path | Any,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     every: Any = 1,
     snapshots: Any = DEFAULT_SNAPSHOTS,
     snapshot_budget: int | None = 2**30,
@@ -136,9 +173,13 @@ def create(
 ) -> RunWriter:
     """A new run at `path` (a directory, or any fsspec URL Zarr takes) to record into.
 
+    `overwrite=True` deletes what is at `path` first; `resume=True` goes on recording into
+    the run there, after its last committed step (after a crash or a checkpoint restore).
     >>> with weightlapse.create("runs/a") as run:
     ...     run.log(0, {"w": np.zeros(3)}, loss=1.0)
     """
+    if overwrite and resume:
+        raise WeightlapseError("overwrite=True deletes the run resume=True would go on: pick one.")
     config = RecordConfig(
         include=include,
         exclude=exclude,
@@ -152,9 +193,35 @@ def create(
     )
     writer = StoreWriter(
         path,
-        meta={"framework": "generic", **(meta or {})},
+        meta=dict(meta or {}) if resume else {"framework": "generic", **(meta or {})},
         bins=bins,
         flush_seconds=flush_seconds,
         overwrite=overwrite,
+        resume=resume,
     )
-    return RunWriter(path, writer, StepRecorder(writer, config))
+    recorder = StepRecorder(writer, config)
+    if resume:
+        recorder.restore(writer.attrs)
+    return RunWriter(path, writer, recorder)
+
+
+# Runs still open when the interpreter exits are closed then: a script that trains and
+# ends without close() leaves a complete, closed run (kill -9 is the heartbeat's job).
+_OPEN: weakref.WeakSet[RunWriter] = weakref.WeakSet()
+
+
+def _close_open_runs() -> None:
+    for run in list(_OPEN):
+        try:
+            run.close()
+        except Exception as exc:  # exiting anyway: say it, do not mask the exit
+            warnings.warn(
+                f"weightlapse could not close {run.path!s} at exit: {exc!r}", stacklevel=1
+            )
+
+
+# Zarr writes through thread pools, which refuse work once the interpreter's threading
+# shutdown has run them down, before plain atexit handlers: close first. (The hook that
+# concurrent.futures itself uses; plain atexit where it is missing.)
+_at_threading_exit = getattr(threading, "_register_atexit", atexit.register)
+_at_threading_exit(_close_open_runs)

@@ -18,35 +18,35 @@ except ImportError as exc:  # pragma: no cover - exercised without torch install
     raise MissingDependencyError("torch", "torch") from exc
 
 
-def clean_name(name: str) -> str:
-    """Drops the wrappers torch.compile and DataParallel put in parameter names."""
-    parts = [p for p in name.split(".") if p not in ("_orig_mod", "module")]
-    return ".".join(parts)
-
-
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside torch.compile's wrapper."""
-    return getattr(model, "_orig_mod", model)
+    """The model itself, inside torch.compile's and (Distributed)DataParallel's wrappers:
+    its parameter names are the model's own, with no '_orig_mod.' or 'module.' added."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
 
 
 def named_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
-    return {clean_name(n): p for n, p in model.named_parameters()}
+    return dict(unwrap(model).named_parameters())
 
 
 def modules_by_name(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """Every named submodule, by its clean name."""
-    return {clean_name(n): m for n, m in model.named_modules() if n}
+    """Every named submodule, by its name in the unwrapped model."""
+    return {n: m for n, m in unwrap(model).named_modules() if n}
 
 
 def describe_model(model: torch.nn.Module) -> tuple[dict[str, TensorInfo], list[dict[str, Any]]]:
     """Tensor infos (with each weight's axis layout) and a layer summary."""
     infos: dict[str, TensorInfo] = {}
     layers: list[dict[str, Any]] = []
-    for module_name, module in model.named_modules():
+    for layer, module in unwrap(model).named_modules():
         own = list(module.named_parameters(recurse=False))
         if not own:
             continue
-        layer = clean_name(module_name)
         kind = type(module).__name__
         layers.append({"name": layer, "type": kind, "tensors": []})
         for pname, p in own:

@@ -8,6 +8,7 @@ device weights through `keras.ops`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.keras_ops import KerasOps
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.recorder import StepRecorder
-from weightlapse.record.schedule import PerEpoch
+from weightlapse.record.schedule import Never, PerEpoch
 from weightlapse.record.stats import ArrayOps
 from weightlapse.run_writer import RunWriter, create
 
@@ -30,7 +31,9 @@ class Recorder(keras.callbacks.Callback):
 
     Step 0 holds the initial weights; step k the weights after k batches. With
     `gradients=True` the optimizer's `apply` is wrapped to keep the (unscaled) gradients
-    it receives, on the TensorFlow and PyTorch backends.
+    it receives, on the TensorFlow and PyTorch backends. When `fit` ends, the trained
+    model is snapshotted and the run closed; a later `fit` goes on recording into it.
+    A recording problem inside `fit` warns once and stops recording, never training.
     >>> model.fit(x, y, callbacks=[weightlapse.keras.Recorder("runs/mlp", snapshots="epoch")])
     """
 
@@ -68,10 +71,12 @@ class Recorder(keras.callbacks.Callback):
         self._ops: ArrayOps = NumpyOps()
         self._epoch_started = 0.0
         self._started = False
+        self._stopped = False
 
     # ---- callback hooks ---------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if self._started:  # a second fit() goes on counting steps
+        if self._started:  # a second fit() goes on recording, counting steps on
+            self.run.reopen()
             return
         self._started = True
         self.probes.model = self.model
@@ -100,13 +105,20 @@ class Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         scalars = dict(logs or {})
         scalars["epoch_seconds"] = self._epoch_seconds()
-        self._record(scalars=scalars, epoch_end=True)
+        # An epoch's end is always recorded: its validation metrics belong to this step.
+        self._record(scalars=scalars, epoch_end=True, force=True)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.run.flush()
+        self.close()
 
     def close(self) -> None:
-        """Ends the run (the callback flushes after each fit; close when done with it)."""
+        """Snapshots the trained model and closes the run (done when `fit` ends)."""
+        if (
+            not self._stopped
+            and self._started
+            and not isinstance(self.core.config.snapshots, Never)
+        ):
+            self._record(force=True, snapshot=True)
         self.run.close()
 
     # ---- how --------------------------------------------------------------------------
@@ -139,17 +151,45 @@ class Recorder(keras.callbacks.Callback):
         scalars: dict[str, Any] | None = None,
         epoch_end: bool = False,
         force: bool = False,
+        snapshot: bool | None = None,
     ) -> None:
         core = self.core
-        if not (force or core.due(self.global_step, epoch_end)):
+        if self._stopped:
+            return
+        if not (force or snapshot or core.due(self.global_step, epoch_end)):
             if scalars:
-                core.add_scalars(scalars)
+                core.add_scalars(self.global_step, scalars)
             return
         weights = self._weights()
         grads = self._grads() if self._grad_slots and self.global_step > 0 else None
         captures = None
-        if self.probes.active and core.config.snapshots.due(self.global_step, epoch_end):
+        if self.probes.active and (
+            snapshot or core.config.snapshots.due(self.global_step, epoch_end)
+        ):
             captures = self.probes.capture()
+        try:
+            self._record_now(weights, grads, batch, scalars, epoch_end, force, snapshot, captures)
+        except Exception as exc:  # inside fit(): warn once, stop recording, train on
+            self._stopped = True
+            warnings.warn(
+                f"weightlapse stopped recording {self.run.path!s} at step {self.global_step}: "
+                f"{exc} Training goes on; the steps recorded before stay readable.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _record_now(
+        self,
+        weights: dict[str, Any],
+        grads: dict[str, Any] | None,
+        batch: int,
+        scalars: dict[str, Any] | None,
+        epoch_end: bool,
+        force: bool,
+        snapshot: bool | None,
+        captures: Any,
+    ) -> None:
+        core = self.core
         with no_grad():
             core.record(
                 self.global_step,
@@ -161,6 +201,7 @@ class Recorder(keras.callbacks.Callback):
                 scalars=scalars,
                 epoch_end=epoch_end,
                 force=force,
+                snapshot=snapshot,
                 captures=captures,
             )
 

@@ -3,7 +3,9 @@ loop needs no other change. Statistics are computed on the parameters' device.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from weightlapse.errors import WeightlapseError
 from weightlapse.frameworks.torch import describe_model, named_parameters, torch, unwrap
 from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.recorder import StepRecorder
+from weightlapse.record.schedule import Never
 from weightlapse.record.torch_ops import OPS
 from weightlapse.run_writer import RunWriter, create
 
@@ -18,8 +21,12 @@ from weightlapse.run_writer import RunWriter, create
 class TorchWatcher:
     """Records a torch model: at every optimizer step (hooked) or at each `step()` call.
 
-    Step 0 holds the initial weights; step k the weights after the k-th update, the
-    gradients that update used (unscaled when a GradScaler is in use) and the update.
+    Step 0 holds the initial weights; step k the weights after the k-th update and the
+    gradients that update used: read after backward, clipping and unscaling; under
+    `optimizer.step(closure)` read when the closure returns (its first call, for
+    optimizers like LBFGS that call it again at trial points). At close (or when the
+    script exits) the trained model is snapshotted. A recording problem inside training
+    warns once and stops recording; it never stops training.
     """
 
     def __init__(
@@ -41,9 +48,11 @@ class TorchWatcher:
         self.model = model
         self.run = run
         self.recorder: StepRecorder = run.recorder
-        self.global_step = 0
+        resumed = run.last_step is not None
+        self.global_step = run.last_step or 0
         self.epoch = 0
         self._grads: Any = None
+        self._stopped = False
         self.probes = ProbeCapture(model, probe_inputs, activations, attributions, probe_targets)
         self._handles: list[Any] = []
         infos, layers = describe_model(model)
@@ -58,7 +67,9 @@ class TorchWatcher:
         if optimizer is not None:
             self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
             self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
-        self._record(force=True)
+        run.before_close(self._snapshot_final_state)
+        if not resumed:
+            self._record(force=True)
 
     # ---- hooks ------------------------------------------------------------------------
     def _capture_input_shape(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -66,17 +77,43 @@ class TorchWatcher:
             self.run.set_meta(input_shape=list(args[0].shape[1:]))
             self._input_hook.remove()
 
-    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> Any:
         step = self.global_step + 1
-        if not self.recorder.due(step):
-            return
-        with torch.no_grad():
+        if self._stopped or not self.recorder.due(step):
+            return None
+        with self._guard(), torch.no_grad():
             self.recorder.before_step(step, self._params, OPS)
-            if self.recorder.config.gradients:
-                # Read now: some optimizers (maximize, weight decay) change .grad in place.
-                grads = {n: p.grad for n, p in self._params.items() if p.grad is not None}
-                if grads:
-                    self._grads = self.recorder.prepare_gradients(grads, OPS)
+        if not self.recorder.config.gradients:
+            return None
+        # args[0] is the optimizer itself; a closure comes next, or by keyword
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:  # backward, clipping and unscaling are done: read them now
+            self._read_gradients()
+            return None
+        return self._with_recording_closure(closure, args, kwargs)
+
+    def _with_recording_closure(self, closure: Any, args: Any, kwargs: Any) -> Any:
+        """The closure runs backward inside step(): read the gradients when it returns."""
+        first = True
+
+        def recording_closure() -> Any:
+            nonlocal first
+            loss = closure()
+            if first:  # later calls (LBFGS line search) evaluate trial points
+                first = False
+                self._read_gradients()
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": recording_closure}
+        return (args[0], recording_closure, *args[2:]), kwargs
+
+    def _read_gradients(self) -> None:
+        # Summarised now: some optimizers (maximize, weight decay) change .grad in place.
+        with self._guard(), torch.no_grad():
+            grads = {n: p.grad for n, p in self._params.items() if p.grad is not None}
+            if grads:
+                self._grads = self.recorder.prepare_gradients(grads, OPS)
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.global_step += 1
@@ -91,18 +128,19 @@ class TorchWatcher:
         self._record(grads=grads, scalars=scalars)
 
     def log_scalars(self, **scalars: Any) -> None:
-        """Loss, accuracy...: joins the step just recorded (call it after optimizer.step())."""
-        self.recorder.add_scalars(scalars)
+        """Loss, accuracy...: join the step just taken (call it after optimizer.step()),
+        if that step is recorded."""
+        self.recorder.add_scalars(self.global_step, scalars)
 
     def epoch_end(self, **scalars: Any) -> None:
-        """Marks an epoch's end (per-epoch schedules record here); scalars join that step."""
-        self._record(scalars=scalars, epoch_end=True)
+        """Marks an epoch's end (per-epoch schedules record here); scalars join that step,
+        which is recorded when there are any."""
+        self._record(scalars=scalars, epoch_end=True, force=bool(scalars))
         self.epoch += 1
 
     def close(self) -> None:
-        for handle in [*self._handles, self._input_hook]:
-            handle.remove()
-        self._handles.clear()
+        """Snapshots the trained model, removes the hooks and closes the run."""
+        self._remove_hooks()
         self.run.close()
 
     def __enter__(self) -> TorchWatcher:
@@ -111,27 +149,57 @@ class TorchWatcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ---- how --------------------------------------------------------------------------
+    def _remove_hooks(self) -> None:
+        for handle in [*self._handles, self._input_hook]:
+            handle.remove()
+        self._handles.clear()
+
+    def _snapshot_final_state(self) -> None:
+        if not isinstance(self.recorder.config.snapshots, Never):
+            self._record(force=True, snapshot=True)
+
     def _record(
         self,
         grads: Any = None,
         scalars: dict[str, Any] | None = None,
         epoch_end: bool = False,
         force: bool = False,
+        snapshot: bool | None = None,
     ) -> None:
-        captures = None
-        if self.probes.active and self.recorder.config.snapshots.due(self.global_step, epoch_end):
-            captures = self.probes.capture()
-        with torch.no_grad():
-            self.recorder.record(
-                self.global_step,
-                self._params,
-                OPS,
-                grads=grads,
-                epoch=self.epoch,
-                scalars=scalars,
-                epoch_end=epoch_end,
-                force=force,
-                captures=captures,
+        if self._stopped:
+            return
+        with self._guard():
+            captures = None
+            wants_snapshot = self.recorder.config.snapshots.due(self.global_step, epoch_end)
+            if self.probes.active and (wants_snapshot or snapshot):
+                captures = self.probes.capture()
+            with torch.no_grad():
+                self.recorder.record(
+                    self.global_step,
+                    self._params,
+                    OPS,
+                    grads=grads,
+                    epoch=self.epoch,
+                    scalars=scalars,
+                    epoch_end=epoch_end,
+                    force=force,
+                    snapshot=snapshot,
+                    captures=captures,
+                )
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Inside training, a recording problem warns once and stops recording."""
+        try:
+            yield
+        except Exception as exc:
+            self._stopped = True
+            warnings.warn(
+                f"weightlapse stopped recording {self.run.path!s} at step {self.global_step}: "
+                f"{exc} Training goes on; the steps recorded before stay readable.",
+                RuntimeWarning,
+                stacklevel=3,
             )
 
 

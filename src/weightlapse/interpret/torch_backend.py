@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
-from weightlapse.frameworks.torch import clean_name, eval_mode, modules_by_name
+from weightlapse.frameworks.torch import eval_mode, modules_by_name, unwrap
 from weightlapse.interpret.backends import Backend
 
 
@@ -126,7 +126,7 @@ class _unreached_relus:
     def __init__(self, model: torch.nn.Module, mode: ReluRuleMode) -> None:
         self.mode, self.missed = mode, []
         self.handles = []
-        for name, module in model.named_modules():
+        for name, module in unwrap(model).named_modules():
             if isinstance(module, torch.nn.ReLU):
                 self.handles.append(module.register_forward_pre_hook(self._before))
                 self.handles.append(module.register_forward_hook(self._after(name)))
@@ -137,7 +137,7 @@ class _unreached_relus:
     def _after(self, name: str) -> Any:
         def hook(module: Any, args: Any, out: Any) -> None:
             if self.mode.calls == getattr(module, "_weightlapse_calls", -1):
-                self.missed.append(clean_name(name))
+                self.missed.append(name)
 
         return hook
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from weightlapse.record.stats import host_dtype
+
 
 class NumpyOps:
     """`ArrayOps` over NumPy."""
@@ -14,7 +16,8 @@ class NumpyOps:
     def flatten_concat(self, arrays: Sequence[Any]) -> np.ndarray:
         if not arrays:
             return np.zeros(0, dtype=np.float32)
-        return np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1) for a in arrays])
+        dtype = host_dtype([np.asarray(a).dtype for a in arrays])
+        return np.concatenate([np.asarray(a).reshape(-1).astype(dtype, copy=False) for a in arrays])
 
     def constant(self, values: np.ndarray, like: Any) -> np.ndarray:
         return values
@@ -60,7 +63,7 @@ class NumpyOps:
         return self.flatten_concat(arrays)
 
     def to_host(self, x: Any) -> np.ndarray:
-        return np.asarray(x)
+        return np.array(x, copy=True)  # the caller may change its array after logging
 
     def copy(self, x: Any) -> np.ndarray:
         return np.array(x, copy=True)

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from weightlapse.errors import WeightlapseError
+from weightlapse.record.arrays import dtype_name
 from weightlapse.record.numpy_ops import NumpyOps
-from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Schedule, as_schedule
+from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Never, Schedule, as_schedule
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import (
     DEFAULT_BINS,
@@ -22,6 +24,7 @@ from weightlapse.record.stats import (
     summarize,
     summarize_host,
 )
+from weightlapse.store.layout import snapshot_dtype
 from weightlapse.store.records import Deferred, KindRows, StepRecord, TensorInfo
 from weightlapse.store.writer import StoreWriter
 
@@ -68,10 +71,6 @@ def parent_path(name: str) -> str:
     return ""
 
 
-def dtype_name(x: Any) -> str:
-    return str(getattr(x, "dtype", np.asarray(x).dtype)).replace("torch.", "")
-
-
 class StepRecorder:
     """Turns named tensors at a step into statistics, histograms, probes and snapshots.
 
@@ -91,7 +90,10 @@ class StepRecorder:
         self._before: dict[str, Any] = {}
         self._exact_updates = False  # an integration calls before_step() around each step
         self._pending: StepRecord | None = None
-        self._stash: dict[str, Any] = {}
+        # Scalars of a step not (yet) recorded: they join it if it is recorded after all
+        # (at an epoch's end, or the final step at close), and are dropped otherwise.
+        self._stash: tuple[int, dict[str, Any]] | None = None
+        self._shapes: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._snapshot_bytes = 0
         self._budget_warned = False
 
@@ -119,18 +121,25 @@ class StepRecorder:
         scalars: Mapping[str, Any] | None = None,
         epoch_end: bool = False,
         force: bool = False,
+        snapshot: bool | None = None,
         captures: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> bool:
         """Records `step` if a schedule says so (or `force`); True when it did.
 
+        `snapshot` True or False overrides the snapshot schedule for this step.
         `captures` ({kind: {name: host array}}: 'activation' and 'attribution' arrays for
         the probe inputs) are kept whole, as snapshots of that kind, with statistics.
+        Scalars of a step that is not recorded are not recorded either.
         """
+        if self.writer.stopped:
+            return False  # a failure stopped recording; the writer warned once
         cfg = self.config
-        take_snapshot = cfg.snapshots.due(step, epoch_end) and self._within_budget(params)
+        self.check_shapes(step, params)
+        wanted = cfg.snapshots.due(step, epoch_end) if snapshot is None else snapshot
+        take_snapshot = wanted and self._within_budget(params)
         if not (force or take_snapshot or cfg.every.due(step, epoch_end)):
             if scalars:
-                self.add_scalars(scalars)
+                self.add_scalars(step, scalars)
             return False
         if self._pending is not None and self._pending.step == step:
             self._merge_into_pending(params, ops, scalars, take_snapshot, epoch)
@@ -154,8 +163,9 @@ class StepRecorder:
                 {} if self._exact_updates else {n: ops.copy(t) for n, t in params.items()}
             )
         record = StepRecord(step=step, epoch=epoch, batch=batch, wall_time=time.time())
-        record.scalars.update(self._stash)
-        self._stash = {}
+        if self._stash is not None and self._stash[0] == step:
+            record.scalars.update(self._stash[1])
+        self._stash = None
         record.scalars.update(scalars or {})
         for kind, tensors in kinds.items():
             if tensors:
@@ -170,19 +180,78 @@ class StepRecorder:
         self._pending = record
         return True
 
+    def restore(self, attrs: dict[str, Any]) -> None:
+        """Picks up what a resumed run had recorded: its tensors and their rows, its
+        snapshot bytes."""
+        for kind, spec in attrs["kinds"].items():
+            self._registered[kind] = list(spec["tensors"])
+        for name, info in attrs["tensors"].items():
+            self.infos[name] = TensorInfo(
+                name, tuple(info["shape"]), info["dtype"], info["layer"], info["layout"]
+            )
+        self._snapshot_bytes = int(attrs.get("snapshot_bytes", 0))
+
     @property
     def has_recorded(self) -> bool:
         """True once a step was recorded (sent or held back)."""
         return self._pending is not None or bool(self._registered)
 
-    def add_scalars(self, scalars: Mapping[str, Any]) -> None:
-        """Scalars for the step just recorded (or, if none is held, the next one)."""
-        target = self._pending.scalars if self._pending is not None else self._stash
-        target.update(scalars)
+    def add_scalars(self, step: int, scalars: Mapping[str, Any]) -> bool:
+        """Scalars of `step`: they join its row if it was recorded (True), else they wait
+        in case it is recorded later, until another step is."""
+        if self._pending is not None and self._pending.step == step:
+            self._pending.scalars.update(scalars)
+            return True
+        if self._stash is None or self._stash[0] != step:
+            self._stash = (step, {})
+        self._stash[1].update(scalars)
+        return False
 
-    def finish(self) -> None:
-        """Sends the held-back step to the writer."""
+    @property
+    def last_step(self) -> int | None:
+        """The step held back, the one that `add_scalars` after it would join."""
+        return None if self._pending is None else self._pending.step
+
+    def check_shapes(self, step: int, params: Mapping[str, Any]) -> None:
+        """A tensor keeps its shape for the whole run: a change is refused here, naming
+        the tensor and both shapes, before anything of this step is kept."""
+        names = tuple(params)
+        shapes = tuple(tuple(t.shape) for t in params.values())
+        known = self._shapes.get(names)
+        if known == shapes:
+            return
+        for name, shape in zip(names, shapes):
+            info = self.infos.get(name)
+            if info is not None and info.shape and tuple(info.shape) != shape:
+                raise WeightlapseError(
+                    f"{name!r} changed shape from {tuple(info.shape)} to {shape} at step "
+                    f"{step}; a run records each tensor with one shape. Log the new tensor "
+                    "under a new name, or record it into a new run. Nothing recorded so far "
+                    "is lost."
+                )
+        self._shapes[names] = shapes
+
+    def finish(self, final: bool = False) -> None:
+        """Sends the held-back step to the writer; `final`: it is the run's last, so it
+        gets a snapshot (when snapshots are on) from the copy already taken."""
+        pending = self._pending
+        if final and pending is not None and not self.writer.stopped:
+            self._snapshot_from_copy(pending)
         self._submit_pending()
+
+    def _snapshot_from_copy(self, record: StepRecord) -> None:
+        if any(kind == "param" for kind, _ in record.snapshots):
+            return
+        if isinstance(self.config.snapshots, Never):
+            return
+        rows = record.kinds.get("param")
+        if not isinstance(rows, Deferred) or rows.arrays is None:
+            return  # reduced on a device: the integrations snapshot the live model instead
+        arrays = rows.arrays()
+        if self._within_budget(arrays):
+            for name, array in arrays.items():
+                record.snapshots[("param", name)] = array
+                self._snapshot_bytes += snapshot_nbytes(array)
 
     # ---- how --------------------------------------------------------------------------
     def _updates(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,7 +272,7 @@ class StepRecorder:
         pending.scalars.update(scalars or {})
         if epoch >= 0:
             pending.epoch = epoch
-        if take_snapshot and not pending.snapshots:
+        if take_snapshot and not any(kind == "param" for kind, _ in pending.snapshots):
             kept = {n: t for n, t in params.items() if self.filter.keeps(n)}
             self._add_snapshots(pending, kept, ops)
 
@@ -224,12 +293,17 @@ class StepRecorder:
         flat = ops.host_copy(arrays)
         if flat is not None:
             bins, rows, segments = self.config.bins, lay.rows, lay.segments
+            shapes = [tuple(a.shape) for a in arrays]
 
             def compute() -> KindRows:
                 s = summarize_host(flat, segments, bins)
                 return KindRows(rows=rows, stats=s.stats, counts=s.counts, probes=s.probes)
 
-            return Deferred(flat.nbytes, compute)
+            def unflatten() -> dict[str, np.ndarray]:
+                pieces = np.split(flat, np.cumsum(segments.sizes)[:-1])
+                return {n: p.reshape(sh) for n, p, sh in zip(names, pieces, shapes)}
+
+            return Deferred(flat.nbytes, compute, unflatten)
         device = ops.device_of(arrays[0])
         consts = lay.on_device.get(device)
         if consts is None:
@@ -248,10 +322,11 @@ class StepRecorder:
         registered = self._registered.setdefault(kind, [])
         probes = []
         for name, array in zip(names, arrays):
+            hint = self.hints.get(name, {})
             info = self.infos.get(name) or TensorInfo(
                 name=name,
                 shape=tuple(int(d) for d in array.shape),
-                dtype=dtype_name(array),
+                dtype=hint.get("dtype") or dtype_name(array),
                 layer=self.hints.get(name, {}).get("layer") or parent_path(name),
                 layout=self.hints.get(name, {}).get("layout", ""),
             )
@@ -273,11 +348,7 @@ class StepRecorder:
         budget = self.config.snapshot_budget
         if budget is None:
             return True
-        size = sum(
-            int(np.prod(tuple(t.shape), dtype=np.int64)) * 4
-            for n, t in params.items()
-            if self.filter.keeps(n)
-        )
+        size = sum(snapshot_nbytes(t) for n, t in params.items() if self.filter.keeps(n))
         if self._snapshot_bytes + size <= budget:
             return True
         if not self._budget_warned:
@@ -301,7 +372,7 @@ class StepRecorder:
         for name, tensor in params.items():
             host = ops.to_host(tensor)
             record.snapshots[("param", name)] = host
-            self._snapshot_bytes += int(host.size) * 4
+            self._snapshot_bytes += snapshot_nbytes(host)
 
     def _submit_pending(self) -> None:
         if self._pending is None:
@@ -309,6 +380,16 @@ class StepRecorder:
         pending, self._pending = self._pending, None
         pending.scalars = {k: _to_float(v) for k, v in pending.scalars.items()}
         self.writer.submit(pending)
+
+
+def snapshot_nbytes(tensor: Any) -> int:
+    """The bytes a tensor's snapshot takes in the store (its dtype as stored)."""
+    size = int(np.prod(tuple(tensor.shape), dtype=np.int64))
+    try:
+        dtype = np.dtype(str(tensor.dtype).replace("torch.", ""))
+    except TypeError:  # bfloat16, float8 and friends are stored as float32
+        dtype = np.dtype(np.float32)
+    return size * snapshot_dtype(dtype).itemsize
 
 
 def _to_float(value: Any) -> float:

@@ -168,57 +168,89 @@ def summarize(
     )
 
 
+def host_dtype(dtypes: Sequence[Any]) -> np.dtype:
+    """float64 when any input needs it (float64 values past float32's range, integers past
+    2**24); float32 otherwise, which holds float16, bfloat16 and float8 exactly."""
+    for dtype in dtypes:
+        d = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+        if d == np.float64 or (d.kind in "iu" and d.itemsize >= 4):
+            return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
 def summarize_host(flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BINS) -> Summary:
-    """The numbers `summarize` gives, from a float32 host copy, one tensor slice at a time.
+    """The numbers `summarize` gives, from a host copy (float32 or float64), one tensor
+    slice at a time.
 
     On a CPU this is several times faster than segment reductions: contiguous slices
     need no scatter, and a finite sum of squares proves a tensor has no NaN or Inf, so
-    the common case needs no masks. The recorder runs it on the writer thread.
+    the common case needs no masks. Otherwise the finite values are taken in float64 and
+    divided by their largest magnitude first, so no statistic overflows (an L2 of 1e300
+    is 1e300, not Inf). The recorder runs it on the writer thread.
     """
     n = len(segments.sizes)
     stats = np.full((n, len(STAT_NAMES)), np.nan)
     counts = np.zeros((n, bins), dtype=np.int64)
-    scratch = np.empty(int(segments.sizes.max(initial=0)), dtype=np.float32)
-    bin_dtype = np.uint8 if bins <= 256 else np.intp
+    scratch = np.empty(int(segments.sizes.max(initial=0)), dtype=flat.dtype)
     start = 0
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for t, size in enumerate(segments.sizes.tolist()):
             a = flat[start : start + size]
             start += size
             if size == 0:
                 continue
-            sq = float(np.dot(a, a))
-            n_nan = n_inf = 0
-            finite = a
-            work = scratch
-            if not np.isfinite(sq):  # NaN or Inf inside, or squares past float32: go float64
-                mask = np.isfinite(a)
-                n_nan = int(np.isnan(a).sum())
-                n_inf = size - n_nan - int(mask.sum())
-                finite = a[mask].astype(np.float64)
-                sq = float(np.dot(finite, finite))
-                work = np.empty(finite.size, dtype=np.float64)
-            m = finite.size
             zero_frac = np.count_nonzero(a == 0) / size
-            stats[t, 6:] = (zero_frac, n_nan, n_inf)
-            if m == 0:
+            sq = float(np.dot(a, a))
+            if np.isfinite(sq):
+                stats[t] = _moments(a, sq, scratch[:size], 1.0, counts[t], bins)
+                stats[t, 6:] = (zero_frac, 0, 0)
                 continue
-            lo, hi = float(finite.min()), float(finite.max())
-            mean = float(finite.sum(dtype=np.float64)) / m
-            work = work[:m]
-            np.subtract(finite, work.dtype.type(mean), out=work)
-            var = float(np.dot(work, work)) / m
-            mean_abs = float(np.abs(finite, out=work).sum(dtype=np.float64)) / m
-            stats[t, :6] = (lo, hi, mean, np.sqrt(var), np.sqrt(sq), mean_abs)
-            if hi > lo:
-                np.subtract(finite, work.dtype.type(lo), out=work)
-                np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
-                np.minimum(work, bins - 1, out=work)
-                counts[t] = np.bincount(work.astype(bin_dtype), minlength=bins)[:bins]
-            else:
-                counts[t, 0] = m
+            mask = np.isfinite(a)
+            n_nan = int(np.isnan(a).sum())
+            n_inf = size - n_nan - int(mask.sum())
+            finite = a[mask].astype(np.float64)
+            stats[t, 6:] = (zero_frac, n_nan, n_inf)
+            if finite.size == 0:
+                continue
+            scale = float(np.max(np.abs(finite)))
+            scale = scale if scale > 0 else 1.0
+            unit = finite / scale  # |unit| <= 1: its squares and sums cannot overflow
+            stats[t, :6] = _moments(
+                unit, float(np.dot(unit, unit)), np.empty_like(unit), scale, counts[t], bins
+            )[:6]
+            stats[t, :2] = (float(finite.min()), float(finite.max()))  # exact, not rescaled
     probes = flat[segments.probe_index].astype(np.float64)
     return Summary(stats=stats, counts=counts, probes=probes)
+
+
+def _moments(
+    a: np.ndarray, sq: float, work: np.ndarray, scale: float, counts: np.ndarray, bins: int
+) -> np.ndarray:
+    """min, max, mean, std, l2, mean |x| of `a` * scale (all finite), and its histogram
+    into `counts`; `sq` is a·a and `work` a scratch buffer like `a`."""
+    m = a.size
+    lo, hi = float(a.min()), float(a.max())
+    mean = float(a.sum(dtype=np.float64)) / m
+    np.subtract(a, work.dtype.type(mean), out=work)
+    var = float(np.dot(work, work)) / m
+    mean_abs = float(np.abs(a, out=work).sum(dtype=np.float64)) / m
+    if hi > lo:
+        np.subtract(a, work.dtype.type(lo), out=work)
+        np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
+        np.minimum(work, bins - 1, out=work)
+        counts[:] = np.bincount(work.astype(np.intp), minlength=bins)[:bins]
+    else:
+        counts[0] = m
+    out = np.full(len(STAT_NAMES), np.nan)
+    out[:6] = (
+        lo * scale,
+        hi * scale,
+        mean * scale,
+        np.sqrt(var) * scale,
+        np.sqrt(sq) * scale,
+        mean_abs * scale,
+    )
+    return out
 
 
 def choose_probes(size: int, max_probes: int, seed: int) -> np.ndarray:

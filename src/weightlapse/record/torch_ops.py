@@ -19,8 +19,9 @@ class TorchOps:
     """`ArrayOps` over torch tensors, on whatever device they live."""
 
     def flatten_concat(self, arrays: Sequence[torch.Tensor]) -> torch.Tensor:
-        flat = [a.detach().reshape(-1) for a in arrays]
-        return torch.cat([f if f.dtype == torch.float32 else f.float() for f in flat])
+        wide = any(a.dtype in _WIDE for a in arrays)
+        dtype = torch.float64 if wide else torch.float32
+        return torch.cat([a.detach().reshape(-1).to(dtype) for a in arrays])
 
     def constant(self, values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(values, device=like.device)
@@ -69,10 +70,11 @@ class TorchOps:
         return self.flatten_concat(arrays).numpy()  # cat copies: the step may go on
 
     def to_host(self, x: torch.Tensor) -> np.ndarray:
-        x = x.detach()
-        if x.dtype in (torch.bfloat16,) or not x.dtype.is_floating_point:
-            x = x.float()
-        return x.cpu().numpy().copy()
+        x = x.detach().cpu()
+        try:
+            return x.numpy().copy()
+        except TypeError:  # bfloat16, float8: float32 holds them exactly
+            return x.float().numpy()
 
     def copy(self, x: torch.Tensor) -> torch.Tensor:
         return x.detach().clone()
@@ -81,4 +83,6 @@ class TorchOps:
         return str(x.device)
 
 
+# float64 holds these exactly (integers up to 2**53); float32 would round or overflow.
+_WIDE = (torch.float64, torch.int64, torch.int32, torch.uint32, torch.uint64)
 OPS = TorchOps()

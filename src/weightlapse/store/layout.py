@@ -58,7 +58,7 @@ def growing_array_spec(path: str) -> tuple[tuple[int, ...], Any, Any]:
     if path.endswith("/hist"):
         return (CHUNK_TENSORS_HIST, 0), np.uint32, 0  # 0: the bins, filled in from the block
     if path.endswith("/probes"):
-        return (CHUNK_PROBES,), np.float32, np.nan
+        return (CHUNK_PROBES,), np.float64, np.nan
     raise ValueError(f"not a per-step array: {path}")
 
 
@@ -92,7 +92,20 @@ def create_growing_array(
 
 
 def snapshot_dtype(dtype: np.dtype) -> np.dtype:
-    """Floats keep their width where NumPy has it; everything else is stored as float32."""
-    if dtype in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)):
+    """Snapshots keep their dtype where Zarr has it (floats, integers, bools); bfloat16,
+    float8 and other extension types are stored as float32, which holds them exactly."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fiub" and dtype.itemsize <= 8:
         return dtype
     return np.dtype(np.float32)
+
+
+def snapshot_fill(dtype: np.dtype) -> Any:
+    """NaN where floats can hold it; 0 for integers and bools."""
+    return np.nan if np.dtype(dtype).kind == "f" else 0
+
+
+# A live run's writer rewrites its heartbeat at least this often; readers take a run whose
+# heartbeat is older than LIVE_TIMEOUT (or whose writer process is gone) as ended.
+HEARTBEAT_SECONDS = 5.0
+LIVE_TIMEOUT = 60.0

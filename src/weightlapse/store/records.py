@@ -21,10 +21,12 @@ class KindRows:
 
 @dataclass
 class Deferred:
-    """Kind rows to compute on the writer thread (host statistics, off the training step)."""
+    """Kind rows to compute on the writer thread (host statistics, off the training step);
+    `arrays` gives the tensors back from the same host copy (for a final snapshot)."""
 
     nbytes: int
     compute: Callable[[], KindRows]
+    arrays: Callable[[], dict[str, np.ndarray]] | None = None
 
 
 @dataclass

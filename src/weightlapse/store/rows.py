@@ -44,7 +44,7 @@ def kind_blocks(
     probe_offsets = np.concatenate([[0], np.cumsum(spec["probe_counts"])]).astype(int)
     stats = np.full((n, n_tensors, len(STAT_NAMES)), np.nan)
     counts = np.zeros((n, n_tensors, bins), dtype=np.uint32)
-    probes = np.full((n, int(probe_offsets[-1])), np.nan, dtype=np.float32)
+    probes = np.full((n, int(probe_offsets[-1])), np.nan, dtype=np.float64)
     for i, r in enumerate(records):
         rows = r.kinds.get(kind)
         if rows is None:

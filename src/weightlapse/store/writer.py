@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import queue
+import socket
 import threading
 import time
 import warnings
@@ -70,34 +71,24 @@ class StoreWriter:
         flush_steps: int = layout.CHUNK_STEPS,
         max_pending_bytes: int = 256 * 2**20,
         overwrite: bool = False,
+        resume: bool = False,
     ) -> None:
-        try:
-            self.group = zarr.open_group(path, mode="w" if overwrite else "w-")
-        except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
-            raise RunFormatError(
-                f"Something already exists at {path!s}; a new run needs a fresh path. "
-                "Pick another path, or pass overwrite=True to replace it."
-            ) from None
-        self.bins = bins
+        self.path = path
         self.flush_seconds = flush_seconds
         self.flush_steps = flush_steps
         self.max_pending_bytes = max_pending_bytes
-        self.attrs: dict[str, Any] = {
-            "format_version": layout.FORMAT_VERSION,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "bins": bins,
-            "stat_names": list(STAT_NAMES),
-            "index_columns": list(layout.INDEX_COLUMNS),
-            "committed_steps": 0,
-            "scalars": [],
-            "kinds": {},
-            "tensors": {},
-            "snapshots": {},
-            "snapshot_bytes": 0,
-            "meta": dict(meta or {}),
-            "closed": False,
-        }
         self._arrays: dict[str, zarr.Array] = {}
+        if resume:
+            self.group, self.attrs = _open_for_resume(path)
+            if meta:
+                self.attrs["meta"].update(meta)
+        else:
+            self.group = _create_group(path, overwrite)
+            self.attrs = new_run_attrs(bins, meta)
+        self.bins = int(self.attrs["bins"])
+        self.attrs["closed"] = False
+        self.attrs["writer"] = writer_identity()
+        self.last_committed_step: int | None = _last_step(self.group, self.attrs)
         self._buffer: list[StepRecord] = []
         self._buffered_bytes = 0
         self._queue: queue.Queue[Message] = queue.Queue()
@@ -119,6 +110,11 @@ class StoreWriter:
         nbytes = record.nbytes()
         self._put(Step(record, nbytes), nbytes)
 
+    @property
+    def stopped(self) -> bool:
+        """True once a failure stopped recording (the warning said what is kept)."""
+        return self._error is not None
+
     def flush(self) -> None:
         """Blocks until everything submitted so far is committed."""
         message = Flush()
@@ -126,16 +122,15 @@ class StoreWriter:
         while not message.done.wait(0.1):
             if not self._thread.is_alive():
                 break
-        self._raise_if_failed()
 
     def close(self) -> None:
         if self._thread.is_alive():
             self._put(Flush(close=True), 0)
             self._thread.join()
-        self._raise_if_failed()
 
     def _put(self, message: Message, nbytes: int) -> None:
-        self._raise_if_failed()
+        if self._error is not None:
+            return  # recording stopped; training goes on (the warning said so once)
         if not self._thread.is_alive() and not isinstance(message, Flush):
             raise RecordingError("This run is closed; create a new run to record more.")
         with self._pending_cv:
@@ -144,17 +139,10 @@ class StoreWriter:
             self._pending += nbytes
         self._queue.put(message)
 
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise RecordingError(
-                f"The run's writer failed: {self._error!r}. Steps committed before it stay "
-                "readable; nothing after the last flush was written."
-            ) from self._error
-
     # ---- the writer thread -------------------------------------------------------------
     def _loop(self) -> None:
         lower_priority_of_this_thread()
-        last_flush = time.monotonic()
+        last_flush = last_beat = time.monotonic()
         while True:
             timeout = max(0.0, self.flush_seconds - (time.monotonic() - last_flush))
             try:
@@ -162,10 +150,13 @@ class StoreWriter:
             except queue.Empty:
                 message = None
             try:
+                if message is None and time.monotonic() - last_beat >= layout.HEARTBEAT_SECONDS:
+                    self._commit_attrs()  # idle: tell readers the writer is still there
+                    last_beat = time.monotonic()
                 if isinstance(message, Flush):
                     self.attrs["closed"] = self.attrs["closed"] or message.close
                     self._flush()
-                    last_flush = time.monotonic()
+                    last_flush = last_beat = time.monotonic()
                     message.done.set()
                     if message.close:
                         return
@@ -174,14 +165,19 @@ class StoreWriter:
                 due = time.monotonic() - last_flush >= self.flush_seconds
                 if len(self._buffer) >= self.flush_steps or (due and self._buffer):
                     self._flush()
-                    last_flush = time.monotonic()
+                    last_flush = last_beat = time.monotonic()
                 elif due:
                     last_flush = time.monotonic()
             except BaseException as exc:  # the training thread must learn of it, not die
                 self._error = exc
+                kept = (
+                    "nothing was committed"
+                    if self.last_committed_step is None
+                    else f"steps up to step {self.last_committed_step} stay readable"
+                )
                 warnings.warn(
-                    f"weightlapse stopped recording: {exc!r}. Training goes on; steps "
-                    "committed before this stay readable.",
+                    f"weightlapse stopped recording {self.path!s}: {exc!r}. Training goes "
+                    f"on; {kept}; nothing after that is recorded.",
                     RuntimeWarning,
                     stacklevel=1,
                 )
@@ -220,6 +216,8 @@ class StoreWriter:
 
     def _growing_array(self, path: str, block: np.ndarray) -> zarr.Array:
         arr = self._arrays.get(path)
+        if arr is None and path in self.group:  # resumed: the array is there already
+            arr = self._arrays[path] = self.group[path]
         if arr is None:
             chunks, dtype, fill = layout.growing_array_spec(path)
             inner = tuple(0 for _ in block.shape[1:])
@@ -246,6 +244,8 @@ class StoreWriter:
         self._write_snapshots(buffered)
         self.attrs["committed_steps"] = start + len(buffered)
         self._commit_attrs()  # last: this is what makes the steps visible
+        if buffered:
+            self.last_committed_step = buffered[-1].step
         with self._pending_cv:
             self._pending -= self._buffered_bytes
             self._buffered_bytes = 0
@@ -264,7 +264,7 @@ class StoreWriter:
                         shape=(0, *data.shape),
                         chunks=(1, *data.shape),
                         dtype=dtype,
-                        fill_value=np.nan,
+                        fill_value=layout.snapshot_fill(dtype),
                         compressors=layout.compressors(),
                     )
                     entry = spec[name] = {"array": path, "steps": []}
@@ -274,10 +274,60 @@ class StoreWriter:
                 arr.resize((k + 1, *arr.shape[1:]))
                 arr[k] = np.asarray(data, dtype=dtype)
                 entry["steps"].append(int(r.step))
-                self.attrs["snapshot_bytes"] += int(data.nbytes)
+                self.attrs["snapshot_bytes"] += int(data.size) * dtype.itemsize
 
     def _commit_attrs(self) -> None:
+        self.attrs["writer"]["heartbeat"] = time.time()
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
+
+
+def new_run_attrs(bins: int, meta: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "format_version": layout.FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "bins": bins,
+        "stat_names": list(STAT_NAMES),
+        "index_columns": list(layout.INDEX_COLUMNS),
+        "committed_steps": 0,
+        "scalars": [],
+        "kinds": {},
+        "tensors": {},
+        "snapshots": {},
+        "snapshot_bytes": 0,
+        "meta": dict(meta or {}),
+        "closed": False,
+    }
+
+
+def writer_identity() -> dict[str, Any]:
+    """Who writes the run: readers call a run ended when this process is gone (same host)
+    or its heartbeat is older than LIVE_TIMEOUT (see docs/format.md)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+
+
+def _create_group(path: Any, overwrite: bool) -> zarr.Group:
+    try:
+        return zarr.open_group(path, mode="w" if overwrite else "w-")
+    except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
+        raise RunFormatError(
+            f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
+            "overwrite=True to delete it and start a new run there, or resume=True to go "
+            "on recording into the run it holds (steps continue after its last one)."
+        ) from None
+
+
+def _open_for_resume(path: Any) -> tuple[zarr.Group, dict[str, Any]]:
+    from weightlapse.store.reader import StoreReader
+
+    attrs = StoreReader(path).attrs  # a clear error when it is not a run
+    return zarr.open_group(path, mode="r+"), dict(attrs)
+
+
+def _last_step(group: zarr.Group, attrs: dict[str, Any]) -> int | None:
+    n = int(attrs["committed_steps"])
+    if n == 0:
+        return None
+    return int(group[layout.INDEX_PATH][n - 1, 0])
 
 
 def lower_priority_of_this_thread() -> None:
