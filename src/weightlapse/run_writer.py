@@ -38,6 +38,10 @@ class RunWriter:
         self._closed = False
         _OPEN.add(self)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def before_close(self, callback: Callable[[], None]) -> None:
         """Runs `callback` first when the run closes, also at interpreter exit (the
         framework recorders snapshot the trained model there)."""

@@ -104,6 +104,31 @@ def test_per_epoch_recording_and_a_second_fit_goes_on_counting(tmp_path):
     assert run["dense/kernel"].snapshot_steps == [4, 8, 12]
 
 
+def test_fit_ends_with_a_closed_run_holding_the_trained_model(tmp_path):
+    import warnings
+
+    import keras
+    import numpy as np
+
+    import weightlapse
+    from weightlapse.keras import Recorder
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((20, 4), "float32"), np.zeros((20, 3), "float32")
+    rec = Recorder(tmp_path / "r", every=3)
+    model.fit(x, y, batch_size=5, epochs=2, verbose=0, callbacks=[rec])
+    run = weightlapse.open(tmp_path / "r")
+    assert not run.is_live  # fit ended: the dashboard shows it ended
+    kernel = run["dense/kernel"]
+    assert kernel.snapshot_steps[-1] == 8
+    np.testing.assert_array_equal(kernel.at(-1), np.array(model.weights[0]))
+    assert np.isfinite(run.scalar("val_loss" if "val_loss" in run.scalar_names else "loss")[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.close()  # closing again is harmless
+
+
 def test_a_bad_per_is_a_clear_error(tmp_path):
     from weightlapse.keras import Recorder
 

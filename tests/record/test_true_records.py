@@ -59,7 +59,7 @@ def test_gradients_under_a_closure_are_this_steps_not_the_last_ones(tmp_path):
             opt.step(closure)
     grad = weightlapse.open(tmp_path / "r")["weight"].grad.trajectory()
     assert list(grad.steps) == [1, 2, 3, 4]
-    for k, step in enumerate(grad.steps):
+    for k in range(4):
         np.testing.assert_allclose(grad.values[k], want[k]["weight"].numpy().ravel(), rtol=1e-5)
 
 

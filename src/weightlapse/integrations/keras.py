@@ -113,6 +113,8 @@ class Recorder(keras.callbacks.Callback):
 
     def close(self) -> None:
         """Snapshots the trained model and closes the run (done when `fit` ends)."""
+        if self.run.closed:
+            return
         if (
             not self._stopped
             and self._started

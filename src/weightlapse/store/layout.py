@@ -46,19 +46,21 @@ def probes_path(kind: str) -> str:
     return f"{kind}/probes"
 
 
-def growing_array_spec(path: str) -> tuple[tuple[int, ...], Any, Any]:
-    """(chunks of the axes after steps, dtype, fill value) of a per-step array."""
+def growing_array_spec(path: str) -> tuple[tuple[int, ...], tuple[bool, ...], Any, Any]:
+    """A per-step array's (chunks of the axes after steps (0: the axis's own size), which
+    of those axes have a fixed size from the start, dtype, fill value). The other axes
+    (tensors, probes, scalar columns) grow as new ones come."""
     n_stats = len(STAT_NAMES)
     if path == INDEX_PATH:
-        return (len(INDEX_COLUMNS),), np.float64, np.nan
+        return (len(INDEX_COLUMNS),), (True,), np.float64, np.nan
     if path == SCALARS_PATH:
-        return (CHUNK_SCALARS,), np.float64, np.nan
+        return (CHUNK_SCALARS,), (False,), np.float64, np.nan
     if path.endswith("/stats"):
-        return (CHUNK_TENSORS_STATS, n_stats), np.float64, np.nan
+        return (CHUNK_TENSORS_STATS, n_stats), (False, True), np.float64, np.nan
     if path.endswith("/hist"):
-        return (CHUNK_TENSORS_HIST, 0), np.uint32, 0  # 0: the bins, filled in from the block
+        return (CHUNK_TENSORS_HIST, 0), (False, True), np.uint32, 0
     if path.endswith("/probes"):
-        return (CHUNK_PROBES,), np.float64, np.nan
+        return (CHUNK_PROBES,), (False,), np.float64, np.nan
     raise ValueError(f"not a per-step array: {path}")
 
 

@@ -187,8 +187,12 @@ class StoreWriter:
     def _handle(self, message: Message | None) -> None:
         if isinstance(message, Step):
             message.record.resolve()
+            # The raw host copy is gone once its statistics are computed: only what waits
+            # for the flush (statistics, snapshots) still counts against the memory bound.
+            kept = message.record.nbytes()
             self._buffer.append(message.record)
-            self._buffered_bytes += message.nbytes
+            self._buffered_bytes += kept
+            self._release(message.nbytes - kept)
         elif isinstance(message, Register):
             self._register(message.kind, message.info, message.probe_elements)
         elif isinstance(message, Meta):
@@ -219,9 +223,9 @@ class StoreWriter:
         if arr is None and path in self.group:  # resumed: the array is there already
             arr = self._arrays[path] = self.group[path]
         if arr is None:
-            chunks, dtype, fill = layout.growing_array_spec(path)
-            inner = tuple(0 for _ in block.shape[1:])
+            chunks, fixed, dtype, fill = layout.growing_array_spec(path)
             chunks = tuple(c or n for c, n in zip(chunks, block.shape[1:]))
+            inner = tuple(n if f else 0 for n, f in zip(block.shape[1:], fixed))
             arr = layout.create_growing_array(self.group, path, inner, chunks, dtype, fill)
             self._arrays[path] = arr
         return arr
@@ -246,9 +250,12 @@ class StoreWriter:
         self._commit_attrs()  # last: this is what makes the steps visible
         if buffered:
             self.last_committed_step = buffered[-1].step
+        self._release(self._buffered_bytes)
+        self._buffered_bytes = 0
+
+    def _release(self, nbytes: int) -> None:
         with self._pending_cv:
-            self._pending -= self._buffered_bytes
-            self._buffered_bytes = 0
+            self._pending -= nbytes
             self._pending_cv.notify_all()
 
     def _write_snapshots(self, records: list[StepRecord]) -> None:
