@@ -142,11 +142,10 @@ class StoreWriter:
     # ---- the writer thread -------------------------------------------------------------
     def _loop(self) -> None:
         lower_priority_of_this_thread()
-        last_flush = last_beat = time.monotonic()
+        last_beat = time.monotonic()
         while True:
-            timeout = max(0.0, self.flush_seconds - (time.monotonic() - last_flush))
             try:
-                message: Message | None = self._queue.get(timeout=timeout)
+                message: Message | None = self._queue.get(timeout=self._wait_seconds())
             except queue.Empty:
                 message = None
             try:
@@ -156,18 +155,15 @@ class StoreWriter:
                 if isinstance(message, Flush):
                     self.attrs["closed"] = self.attrs["closed"] or message.close
                     self._flush()
-                    last_flush = last_beat = time.monotonic()
+                    last_beat = time.monotonic()
                     message.done.set()
                     if message.close:
                         return
                     continue
                 self._handle(message)
-                due = time.monotonic() - last_flush >= self.flush_seconds
-                if len(self._buffer) >= self.flush_steps or (due and self._buffer):
+                if self._flush_due():
                     self._flush()
-                    last_flush = last_beat = time.monotonic()
-                elif due:
-                    last_flush = time.monotonic()
+                    last_beat = time.monotonic()
             except BaseException as exc:  # the training thread must learn of it, not die
                 self._error = exc
                 kept = (
@@ -183,6 +179,25 @@ class StoreWriter:
                 )
                 self._drain(message)
                 return
+
+    def _flush_due(self) -> bool:
+        """A flush is due at `flush_steps` buffered steps, or when the oldest buffered step
+        is half a flush interval old: with the flush's own time and the queue, no step
+        waits much longer than `flush_seconds` to be committed (what kill -9 can lose)."""
+        if not self._buffer:
+            return False
+        if len(self._buffer) >= self.flush_steps:
+            return True
+        # Behind (steps still queued): take them in first, one flush for all; a flush
+        # per step would cost more than the steps and fall further behind.
+        age = time.time() - self._buffer[0].wall_time
+        return age >= self.flush_seconds / 2 and self._queue.empty()
+
+    def _wait_seconds(self) -> float:
+        if not self._buffer:
+            return layout.HEARTBEAT_SECONDS
+        age = time.time() - self._buffer[0].wall_time
+        return max(0.0, self.flush_seconds / 2 - age)
 
     def _handle(self, message: Message | None) -> None:
         if isinstance(message, Step):
