@@ -16,7 +16,8 @@ from weightlapse.errors import WeightlapseError
 
 # Piped output (CI logs, files) gets room for wide tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+# An error is one line, also when stderr is a pipe or a file (no wrapping at 80 columns).
+err_console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -37,6 +38,17 @@ def clean_errors(func: F) -> F:
 TrustOpt = typer.Option(
     False, "--trust-pickle", help="Allow unpickling Python objects (only for files you trust)."
 )
+MaxBytesOpt = typer.Option(
+    None,
+    "--max-bytes",
+    help="Refuse a file that declares more bytes of data than this (default: a quarter "
+    "of this machine's memory).",
+)
+ExternalDataOpt = typer.Option(
+    False,
+    "--allow-external-data",
+    help="Read ONNX external data files (only from the model's own folder).",
+)
 
 
 def size_on_disk(path: Path) -> str:
@@ -46,3 +58,22 @@ def size_on_disk(path: Path) -> str:
             return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"
         total /= 1024
     return f"{total:.1f} GiB"
+
+
+RICH_TABLE_ROWS = 1000  # past this, rich's layout costs more than the table is worth
+
+
+def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table; a plain aligned one for very many rows (its time grows with them)."""
+    if len(rows) <= RICH_TABLE_ROWS:
+        from rich.table import Table
+
+        table = Table(*header, title=title)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    sys.stdout.write("\n".join(lines) + "\n")

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from weightlapse.cli.common import TrustOpt, clean_errors, console
+from weightlapse.cli.common import (
+    ExternalDataOpt,
+    MaxBytesOpt,
+    TrustOpt,
+    clean_errors,
+    console,
+    print_table,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,28 +30,24 @@ def inspect_command(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write each layer's views here."),
     trust_pickle: bool = TrustOpt,
+    max_bytes: int | None = MaxBytesOpt,
+    allow_external_data: bool = ExternalDataOpt,
 ) -> None:
     """Every tensor of a saved model, without training it; with -o, its views."""
     from weightlapse.io.formats import read_checkpoint
     from weightlapse.io.importing import load_weights
     from weightlapse.io.inspect import tensor_rows, write_views
 
-    checkpoint = read_checkpoint(file, trust_pickle=trust_pickle)
-    table = Table(
-        "tensor",
-        "shape",
-        "dtype",
-        "size",
-        "min",
-        "max",
-        "mean",
-        "std",
-        "NaN",
-        "Inf",
-        title=f"{file} ({checkpoint.format}, {len(checkpoint.tensors)} tensors)",
-    )
-    for row in tensor_rows(checkpoint.tensors):
-        table.add_row(
+    read = {
+        "trust_pickle": trust_pickle,
+        "max_bytes": max_bytes,
+        "allow_external_data": allow_external_data,
+    }
+    checkpoint = read_checkpoint(file, **read)
+    title = f"{file} ({checkpoint.format}, {len(checkpoint.tensors)} tensors)"
+    header = ("tensor", "shape", "dtype", "size", "min", "max", "mean", "std", "NaN", "Inf")
+    cells = [
+        (
             str(row["name"]),
             "x".join(map(str, row["shape"])) or "scalar",
             str(row["dtype"]),
@@ -53,9 +56,11 @@ def inspect_command(
             str(int(row["nan_count"])),
             str(int(row["inf_count"])),
         )
-    console.print(table)
+        for row in tensor_rows(checkpoint.tensors, progress=True)
+    ]
+    print_table(title, header, cells)
     if out is not None:
-        written = write_views(load_weights(file, trust_pickle=trust_pickle), out)
+        written = write_views(load_weights(file, **read), out)
         console.print(f"wrote {len(written)} views to {out}")
 
 
@@ -67,14 +72,21 @@ def diff_command(
         None, "--out", "-o", help="Write a heat map of the most changed 2-D tensor."
     ),
     trust_pickle: bool = TrustOpt,
+    max_bytes: int | None = MaxBytesOpt,
+    allow_external_data: bool = ExternalDataOpt,
 ) -> None:
     """Which tensors moved between two checkpoints, and how much (||B-A|| / ||A||)."""
     from weightlapse.io.compare import compare, largest_matrix_change
     from weightlapse.io.formats import read_checkpoint
     from weightlapse.views.heatmap import heatmap
 
-    first = read_checkpoint(a, trust_pickle=trust_pickle)
-    second = read_checkpoint(b, trust_pickle=trust_pickle)
+    read = {
+        "trust_pickle": trust_pickle,
+        "max_bytes": max_bytes,
+        "allow_external_data": allow_external_data,
+    }
+    first = read_checkpoint(a, **read)
+    second = read_checkpoint(b, **read)
     result = compare(first, second)
     table = Table("tensor", "shape", "relative change", "max |change|")
     for c in result.changes:
@@ -99,14 +111,28 @@ def diff_command(
 def import_command(
     folder: Path = typer.Argument(..., help="Checkpoints saved during training."),
     run_path: Path = typer.Argument(..., help="The run to create."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run."),
+    overwrite: bool = typer.Option(
+        False, help="Delete the run at RUN_PATH and import anew (only ever a run)."
+    ),
+    resume: bool = typer.Option(
+        False, help="Add the checkpoints to the run at RUN_PATH, after its last step."
+    ),
     trust_pickle: bool = TrustOpt,
+    max_bytes: int | None = MaxBytesOpt,
+    allow_external_data: bool = ExternalDataOpt,
 ) -> None:
     """A folder of checkpoints (epoch_1.pt, epoch_2.pt, ...) as a run, one step each."""
     from weightlapse.io.importing import import_checkpoints
 
     run = import_checkpoints(
-        folder, run_path, trust_pickle=trust_pickle, overwrite=overwrite, progress=True
+        folder,
+        run_path,
+        trust_pickle=trust_pickle,
+        max_bytes=max_bytes,
+        allow_external_data=allow_external_data,
+        overwrite=overwrite,
+        resume=resume,
+        progress=True,
     )
     console.print(
         f"{run_path}: {len(run.steps)} steps ({', '.join(map(str, run.steps[:8]))}"

@@ -25,12 +25,24 @@ def log_checkpoint(run: RunWriter, step: int, checkpoint: Checkpoint) -> None:
     run.log(step, checkpoint.tensors, snapshot=True)
 
 
-def load_weights(path: str | Path, *, trust_pickle: bool = False) -> Run:
-    """A saved-weights file as a Run with one step (0), so every view works on it.
+def load_weights(
+    path: str | Path,
+    *,
+    trust_pickle: bool = False,
+    max_bytes: int | None = None,
+    allow_external_data: bool = False,
+) -> Run:
+    """A saved-weights file as a Run with one step (0), so every view works on it. The
+    options are `read_checkpoint`'s.
 
     >>> run = load_weights("lenet.pth"); filter_grid(run, "conv1.weight")
     """
-    checkpoint = read_checkpoint(path, trust_pickle=trust_pickle)
+    checkpoint = read_checkpoint(
+        path,
+        trust_pickle=trust_pickle,
+        max_bytes=max_bytes,
+        allow_external_data=allow_external_data,
+    )
     store = zarr.storage.MemoryStore()
     run = create(
         store,
@@ -75,17 +87,28 @@ def import_checkpoints(
     run_path: str | Path,
     *,
     trust_pickle: bool = False,
+    max_bytes: int | None = None,
+    allow_external_data: bool = False,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = False,
 ) -> Run:
     """A folder of checkpoints saved during training (epoch_1.pt, epoch_2.pt, ...) as a run:
     one step per file, in natural order, the step taken from the number in its name.
+    `overwrite` replaces a run (never anything else, never the folder being imported);
+    `resume` adds the checkpoints to an existing run, after its last step.
 
     >>> import_checkpoints("checkpoints/", "runs/imported")
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder of checkpoints.")
+    target = Path(run_path).resolve()
+    if target == folder.resolve() or target in folder.resolve().parents:
+        raise CheckpointError(
+            f"{run_path}: refused, it holds the checkpoints being imported ({folder}); "
+            "give the run a path of its own."
+        )
     files = sorted(
         (p for p in folder.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES), key=natural_key
     )
@@ -107,8 +130,15 @@ def import_checkpoints(
         snapshots=None,
         snapshot_budget=None,
         overwrite=overwrite,
+        resume=resume,
         meta={"framework": "checkpoints", "source": str(folder)},
     ) as run:
         for step, file in items:
-            log_checkpoint(run, step, read_checkpoint(file, trust_pickle=trust_pickle))
+            checkpoint = read_checkpoint(
+                file,
+                trust_pickle=trust_pickle,
+                max_bytes=max_bytes,
+                allow_external_data=allow_external_data,
+            )
+            log_checkpoint(run, step, checkpoint)
     return open_run(run_path)

@@ -10,7 +10,7 @@ import numpy as np
 
 from weightlapse.frameworks.layouts import input_axis
 from weightlapse.record.numpy_ops import NumpyOps
-from weightlapse.record.stats import Segments, summarize
+from weightlapse.record.stats import Segments, summarize_host
 from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.views.filters import filter_grid
@@ -18,26 +18,35 @@ from weightlapse.views.heatmap import heatmap
 from weightlapse.views.histograms import histogram_ridgeline
 from weightlapse.views.weight_images import weight_images
 
+NUMPY = NumpyOps()
 
-def tensor_rows(tensors: dict[str, np.ndarray]) -> list[dict[str, object]]:
-    """name, shape, dtype, size and the recorder's statistics of every tensor."""
-    rows = []
-    for name, array in tensors.items():
-        flat = np.asarray(array, dtype=np.float64).reshape(-1)
-        segments = Segments.build([flat.size], [np.zeros(0, dtype=np.int64)])
-        summary = summarize(
-            NumpyOps(), [flat], segments, (segments.segment_ids, segments.probe_index)
-        )
-        stats = dict(zip(STAT_NAMES, summary.stats[0]))
-        rows.append(
-            {
-                "name": name,
-                "shape": tuple(array.shape),
-                "dtype": str(array.dtype),
-                "size": int(flat.size),
-                **stats,
-            }
-        )
+
+def tensor_rows(tensors: dict[str, np.ndarray], progress: bool = False) -> list[dict[str, object]]:
+    """name, shape, dtype, size and the recorder's statistics of every tensor: in
+    batches of tensors (one statistics pass per batch), so time grows with the data."""
+    names = list(tensors)
+    rows: list[dict[str, object]] = []
+    batches = [names[i : i + 4096] for i in range(0, len(names), 4096)]
+    if progress and len(names) > 4096:
+        from rich.progress import track
+
+        batches = track(batches, description="statistics", transient=True)
+    for batch in batches:
+        arrays = [np.asarray(tensors[n]) for n in batch]
+        flat = NUMPY.host_copy(arrays)
+        sizes = [a.size for a in arrays]
+        segments = Segments.build(sizes, [np.zeros(0, dtype=np.int64)] * len(sizes))
+        stats = summarize_host(flat, segments).stats
+        for name, array, row in zip(batch, arrays, stats):
+            rows.append(
+                {
+                    "name": name,
+                    "shape": tuple(array.shape),
+                    "dtype": str(array.dtype),
+                    "size": int(array.size),
+                    **dict(zip(STAT_NAMES, row.tolist())),
+                }
+            )
     return rows
 
 

@@ -85,7 +85,7 @@ class StepRecorder:
         self.filter = NameFilter(self.config.include, self.config.exclude)
         self.infos: dict[str, TensorInfo] = {}
         self.hints: dict[str, dict[str, str]] = {}  # layout/layer told before a tensor is seen
-        self._registered: dict[str, list[str]] = {}
+        self._registered: dict[str, dict[str, int]] = {}  # kind -> {tensor: its row}
         self._layouts: dict[tuple[str, tuple[str, ...]], _KindLayout] = {}
         self._before: dict[str, Any] = {}
         self._exact_updates = False  # an integration calls before_step() around each step
@@ -184,7 +184,7 @@ class StepRecorder:
         """Picks up what a resumed run had recorded: its tensors and their rows, its
         snapshot bytes."""
         for kind, spec in attrs["kinds"].items():
-            self._registered[kind] = list(spec["tensors"])
+            self._registered[kind] = {n: i for i, n in enumerate(spec["tensors"])}
         for name, info in attrs["tensors"].items():
             self.infos[name] = TensorInfo(
                 name, tuple(info["shape"]), info["dtype"], info["layer"], info["layout"]
@@ -319,7 +319,7 @@ class StepRecorder:
         lay = self._layouts.get((kind, names))
         if lay is not None:
             return lay
-        registered = self._registered.setdefault(kind, [])
+        registered = self._registered.setdefault(kind, {})
         probes = []
         for name, array in zip(names, arrays):
             hint = self.hints.get(name, {})
@@ -336,10 +336,10 @@ class StepRecorder:
             elements = choose_probes(size, self.config.max_probes, seed)
             probes.append(elements)
             if name not in registered:
-                registered.append(name)
+                registered[name] = len(registered)
                 self.writer.register(kind, info, elements)
         sizes = [int(np.prod(tuple(a.shape), dtype=np.int64)) for a in arrays]
-        rows = np.asarray([registered.index(n) for n in names], dtype=np.int64)
+        rows = np.asarray([registered[n] for n in names], dtype=np.int64)
         lay = _KindLayout(names, rows, Segments.build(sizes, probes))
         self._layouts[(kind, names)] = lay
         return lay

@@ -16,6 +16,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,7 @@ class StoreWriter:
         self.last_committed_step: int | None = _last_step(self.group, self.attrs)
         self._buffer: list[StepRecord] = []
         self._buffered_bytes = 0
+        self._known: dict[str, set[str]] = {}  # registered tensors by kind
         self._queue: queue.Queue[Message] = queue.Queue()
         self._pending = 0
         self._pending_cv = threading.Condition()
@@ -226,8 +228,10 @@ class StoreWriter:
         k = self.attrs["kinds"].setdefault(
             kind, {"tensors": [], "probe_counts": [], "probe_elements": []}
         )
-        if info.name in k["tensors"]:
+        known = self._known.setdefault(kind, set(k["tensors"]))
+        if info.name in known:
             return
+        known.add(info.name)
         k["tensors"].append(info.name)
         k["probe_counts"].append(int(len(probe_elements)))
         k["probe_elements"].append([int(i) for i in probe_elements])
@@ -328,13 +332,34 @@ def writer_identity() -> dict[str, Any]:
 
 
 def _create_group(path: Any, overwrite: bool) -> zarr.Group:
+    if overwrite:
+        _check_replaceable(path)
     try:
         return zarr.open_group(path, mode="w" if overwrite else "w-")
     except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
         raise RunFormatError(
             f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
-            "overwrite=True to delete it and start a new run there, or resume=True to go "
-            "on recording into the run it holds (steps continue after its last one)."
+            "overwrite=True (--overwrite) to delete the run there and start anew, or "
+            "resume=True (--resume) to go on recording into it, after its last step."
+        ) from None
+
+
+def _check_replaceable(path: Any) -> None:
+    """overwrite=True only ever deletes a weightlapse run: any other folder or file at the
+    path stays, and the caller hears why."""
+    if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
+        return  # a store or URL: what is there is for Zarr to check
+    local = Path(path)
+    if not local.exists() or local.is_dir() and not any(local.iterdir()):
+        return
+    from weightlapse.store.reader import StoreReader
+
+    try:
+        StoreReader(local)
+    except RunFormatError:
+        raise RunFormatError(
+            f"{path}: refused to overwrite, it is not a weightlapse run; overwrite only "
+            "ever replaces a run. Give the run another path."
         ) from None
 
 

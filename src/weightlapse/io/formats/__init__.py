@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.io.formats.common import Checkpoint, CheckpointError
+from weightlapse.io.formats.common import Checkpoint, CheckpointError, ReadOptions, check_zip
 from weightlapse.io.formats.keras import read_keras
 from weightlapse.io.formats.keras_h5 import read_keras_h5
 from weightlapse.io.formats.numpy import read_numpy
@@ -22,7 +22,7 @@ from weightlapse.io.formats.pytorch import read_pytorch
 from weightlapse.io.formats.safetensors import read_safetensors
 from weightlapse.io.formats.tf_checkpoint import read_tf_checkpoint
 
-READERS: dict[str, Callable[[Path, bool], Checkpoint]] = {
+READERS: dict[str, Callable[[Path, ReadOptions], Checkpoint]] = {
     "safetensors": read_safetensors,
     "pytorch": read_pytorch,
     "keras": read_keras,
@@ -101,16 +101,29 @@ def _zip_kind(path: Path) -> str:
     )
 
 
-def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
-    """Reads every tensor of a saved-weights file.
+def read_checkpoint(
+    path: str | Path,
+    *,
+    trust_pickle: bool = False,
+    max_bytes: int | None = None,
+    allow_external_data: bool = False,
+) -> Checkpoint:
+    """Reads every tensor of a saved-weights file, refusing what a hostile file could do:
+    unpickling (unless `trust_pickle`), reading other files (HDF5 external links, external
+    storage and virtual datasets; ONNX external data unless `allow_external_data`, and
+    then only inside the model's folder), and sizes past `max_bytes` (default a quarter of
+    memory) or past what the file can hold.
 
     >>> read_checkpoint("model.safetensors").tensors["conv1.weight"].shape
     """
     path = Path(path)
     kind = detect_format(path)
+    options = ReadOptions(trust_pickle, max_bytes, allow_external_data)
     reader = READERS[kind]
     try:
-        checkpoint = reader(path, trust_pickle)
+        if kind in ("keras", "npz") or kind == "pytorch" and zipfile.is_zipfile(path):
+            check_zip(path, options)
+        checkpoint = reader(path, options)
     except (WeightlapseError, MemoryError):
         raise
     except Exception as exc:  # a library's error on a damaged file: say it in one line

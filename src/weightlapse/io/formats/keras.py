@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from weightlapse.frameworks.layouts import KERAS_LAYER_LAYOUTS
-from weightlapse.io.formats.common import Checkpoint, CheckpointError, as_numeric, require_h5py
+from weightlapse.io.formats.common import (
+    Checkpoint,
+    CheckpointError,
+    ReadOptions,
+    as_numeric,
+    h5_datasets,
+    require_h5py,
+)
 
 # Keras 3 stores a layer's variables by position; these are their names.
 KERAS_VARIABLES = {
@@ -31,9 +38,9 @@ KERAS_VARIABLES = {
 }
 
 
-def read_keras(path: Path, trust_pickle: bool) -> Checkpoint:
+def read_keras(path: Path, options: ReadOptions) -> Checkpoint:
     h5py = require_h5py()
-    with zipfile.ZipFile(path) as z:
+    with zipfile.ZipFile(path) as z:  # check_zip has bounded every entry's size
         config = json.loads(z.read("config.json"))
         weights = z.read("model.weights.h5")
     classes = keras_classes(config)
@@ -42,32 +49,34 @@ def read_keras(path: Path, trust_pickle: bool) -> Checkpoint:
     layouts: dict[str, str] = {}
     layers: dict[str, str] = {}
     with h5py.File(io.BytesIO(weights), "r") as f:
+        checked = h5_datasets(f, path, options)  # all of it, before anything is read
         if "layers" not in f:
             raise CheckpointError(f"{path}: model.weights.h5 has no 'layers' group.")
-
-        def visit(group: Any, prefix: str) -> None:
-            for key in group:
-                item = group[key]
-                if key == "vars":
-                    # Keras names storage groups by class (dense, dense_1, ...), not by the
-                    # layers' own names: map them back.
-                    stored = prefix.rsplit("/", 1)[-1]
-                    layer = storage.get(stored, stored)
-                    cls = classes.get(layer, "")
-                    names = KERAS_VARIABLES.get(cls, [])
-                    path = prefix[: -len(stored)] + layer
-                    for index in sorted(item, key=int):
-                        i = int(index)
-                        var = names[i] if i < len(names) else f"var{i}"
-                        name = f"{path}/{var}"
-                        tensors[name] = as_numeric(item[index][()])
-                        layers[name] = path
-                        if var == "kernel":
-                            layouts[name] = KERAS_LAYER_LAYOUTS.get(cls, "")
-                elif hasattr(item, "keys"):
-                    visit(item, f"{prefix}/{key}" if prefix else key)
-
-        visit(f["layers"], "")
+        for full, item in checked:
+            if not full.startswith("layers/"):
+                continue
+            full = full.removeprefix("layers/")
+            prefix, vars_, index = (
+                full.rpartition("/vars/")[0],
+                "/vars/" in full,
+                full.rsplit("/", 1)[-1],
+            )
+            if not vars_ or not index.isdigit():
+                continue
+            # Keras names storage groups by class (dense, dense_1, ...), not by the
+            # layers' own names: map them back.
+            stored = prefix.rsplit("/", 1)[-1]
+            layer = storage.get(stored, stored)
+            cls = classes.get(layer, "")
+            names = KERAS_VARIABLES.get(cls, [])
+            layer_path = prefix[: -len(stored)] + layer
+            i = int(index)
+            var = names[i] if i < len(names) else f"var{i}"
+            name = f"{layer_path}/{var}"
+            tensors[name] = as_numeric(item[()])
+            layers[name] = layer_path
+            if var == "kernel":
+                layouts[name] = KERAS_LAYER_LAYOUTS.get(cls, "")
     return Checkpoint(
         path,
         "keras",

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from weightlapse.frameworks.layouts import KERAS_LAYER_LAYOUTS
-from weightlapse.io.formats.common import Checkpoint, as_numeric, parent_layers, require_h5py
+from weightlapse.io.formats.common import (
+    Checkpoint,
+    ReadOptions,
+    as_numeric,
+    h5_datasets,
+    parent_layers,
+    require_h5py,
+)
 from weightlapse.io.formats.keras import keras_classes
 
 
-def read_keras_h5(path: Path, trust_pickle: bool) -> Checkpoint:
+def read_keras_h5(path: Path, options: ReadOptions) -> Checkpoint:
     h5py = require_h5py()
     tensors: dict[str, np.ndarray] = {}
     layouts: dict[str, str] = {}
@@ -23,13 +29,7 @@ def read_keras_h5(path: Path, trust_pickle: bool) -> Checkpoint:
         raw = f.attrs.get("model_config")
         if raw is not None:
             classes = keras_classes(json.loads(raw if isinstance(raw, str) else raw.decode()))
-        found: list[tuple[str, Any]] = []
-        root.visititems(
-            lambda name, item: (
-                found.append((name, item)) if isinstance(item, h5py.Dataset) else None
-            )
-        )
-        for full, item in found:
+        for full, item in h5_datasets(root, path, options):
             parts = full.replace(":0", "").split("/")
             # model_weights/<layer>/<model>/<layer>/kernel -> <layer>/kernel
             name = f"{parts[0]}/{parts[-1]}" if len(parts) > 1 else parts[0]

@@ -10,14 +10,15 @@ import numpy as np
 
 from weightlapse.errors import MissingDependencyError
 from weightlapse.frameworks.layouts import torch_state_dict_layouts
-from weightlapse.io.formats.common import Checkpoint, CheckpointError, parent_layers
+from weightlapse.io.formats.common import Checkpoint, CheckpointError, ReadOptions, parent_layers
 
 
-def read_pytorch(path: Path, trust_pickle: bool) -> Checkpoint:
+def read_pytorch(path: Path, options: ReadOptions) -> Checkpoint:
     try:
         import torch
     except ImportError as exc:
         raise MissingDependencyError("torch", "torch") from exc
+    trust_pickle = options.trust_pickle
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except Exception as exc:

@@ -8,10 +8,10 @@ import numpy as np
 
 from weightlapse.errors import MissingDependencyError
 from weightlapse.frameworks.layouts import torch_state_dict_layouts
-from weightlapse.io.formats.common import Checkpoint, parent_layers
+from weightlapse.io.formats.common import Checkpoint, ReadOptions, parent_layers
 
 
-def read_safetensors(path: Path, trust_pickle: bool) -> Checkpoint:
+def read_safetensors(path: Path, options: ReadOptions) -> Checkpoint:
     try:
         from safetensors import safe_open
     except ImportError as exc:

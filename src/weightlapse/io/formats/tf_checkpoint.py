@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from weightlapse.errors import MissingDependencyError
-from weightlapse.io.formats.common import Checkpoint, parent_layers
+from weightlapse.io.formats.common import Checkpoint, ReadOptions, parent_layers
 
 
-def read_tf_checkpoint(path: Path, trust_pickle: bool) -> Checkpoint:
+def read_tf_checkpoint(path: Path, options: ReadOptions) -> Checkpoint:
     try:
         import tensorflow as tf
     except ImportError as exc:
