@@ -34,6 +34,43 @@ def make_run(path: Path, steps: int, tensors: int) -> None:
             run.log(step, weights, loss=1.0 / (step + 1))
 
 
+def under_load(base: str, tensors: int, steps: int, n: int = 200) -> dict[str, list[float]]:
+    """`n` requests at once, mixed like a page in use: frames, statistics, run lists and
+    rendered views; the latency of each, by kind."""
+    import asyncio
+
+    import httpx
+
+    kinds = ["frame", "stats", "runs", "view"]
+
+    def url(i: int) -> str:
+        tensor = f"layer{i % tensors:02d}/kernel"
+        kind = kinds[i % len(kinds)]
+        if kind == "frame":
+            return f"/api/run/frame/big?tensor={tensor}&step={(i * 37) % steps}"
+        if kind == "stats":
+            return f"/api/run/stats/big?tensor={tensor}"
+        if kind == "runs":
+            return "/api/runs"
+        return f"/api/run/view/heatmap/big?tensor={tensor}&step={(i * 10) % steps}"
+
+    async def one(client: httpx.AsyncClient, i: int) -> tuple[str, float]:
+        began = time.perf_counter()
+        response = await client.get(url(i))
+        response.raise_for_status()
+        return kinds[i % len(kinds)], (time.perf_counter() - began) * 1e3
+
+    async def all_at_once() -> list[tuple[str, float]]:
+        limits = httpx.Limits(max_connections=n)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(n)))
+
+    out: dict[str, list[float]] = {k: [] for k in kinds}
+    for kind, ms in asyncio.run(all_at_once()):
+        out[kind].append(ms)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -66,6 +103,7 @@ def main() -> None:
             ) as response:
                 response.read()
             frame_ms.append((time.perf_counter() - began) * 1e3)
+        loaded_ms = under_load(base, args.tensors, args.steps)
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path="/usr/bin/chromium",
@@ -102,6 +140,12 @@ def main() -> None:
         f"95th percentile {np.percentile(frame_ms, 95):.1f} ms (target < 50 ms)"
     )
     print(f"playback: {fps:.1f} frames/s (target >= 20)")
+    print("200 concurrent mixed requests (latency, ms):")
+    print("| request | count | p50 | p95 |")
+    print("| --- | --- | --- | --- |")
+    for kind, values in loaded_ms.items():
+        p50, p95 = np.percentile(values, [50, 95])
+        print(f"| {kind} | {len(values)} | {p50:.0f} | {p95:.0f} |")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def runs_dir(tmp_path):
 
 @pytest.fixture
 def client(runs_dir):
-    return TestClient(create_app(runs_dir))
+    return TestClient(create_app(runs_dir), base_url="http://127.0.0.1:8050")
 
 
 def test_index_static_and_plotly_from_the_wheel(client):
@@ -124,7 +124,7 @@ def test_probe_views_snap_to_the_latest_snapshot(tmp_path):
             run.log(
                 step, {"w": np.ones((4, 4)) * step}, activations=maps if step % 2 == 0 else None
             )
-    client = TestClient(create_app(root))
+    client = TestClient(create_app(root), base_url="http://localhost:8050")
 
     def view(step):
         png = client.get("/api/run/view/activations/p", params={"tensor": "relu", "step": step})

@@ -4,7 +4,6 @@ refused with one line, and no bomb is ever materialised."""
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import zipfile

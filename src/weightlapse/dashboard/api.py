@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import math
 import os
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
 from weightlapse.run import open as open_run
+from weightlapse.store.confined import ConfinedStore
 from weightlapse.store.layout import STAT_NAMES
 
 MAX_FRAME = 256  # a frame larger than this on a side is block-averaged down to it
@@ -32,11 +35,17 @@ class BadRequest(Exception):
 
 class RunCache:
     """Open runs by name, re-read at most every REFRESH_SECONDS (for live runs). Every
-    name resolves inside the runs folder, or is not found."""
+    name resolves inside the runs folder, or is not found; runs are opened through a
+    store that serves no file outside it (symlinks included). At most MAX_OPEN runs are
+    kept, by their canonical name (aliases like 'a//' share one entry). Thread-safe."""
+
+    MAX_OPEN = 64
+    MAX_NAME = 1024
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.runs: dict[str, tuple[Run, float]] = {}
+        self.runs: OrderedDict[str, tuple[Run, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         found = []
@@ -50,30 +59,41 @@ class RunCache:
 
     def path_of(self, name: str) -> Path:
         """The run folder for a name, or NotFound when the name leaves the root in any way."""
-        if not name or "\x00" in name or name.startswith(("/", "\\")):
+        if not name or len(name) > self.MAX_NAME or "\x00" in name or name.startswith(("/", "\\")):
             raise NotFound("no such run")
         parts = Path(name).parts
         if any(p in ("..", ".") for p in parts):
             raise NotFound("no such run")
-        candidate = (self.root / name).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
-            raise NotFound("no such run")  # a symlink out of the runs folder
-        if not (candidate / "zarr.json").is_file() or not _is_run(candidate):
-            raise NotFound("no such run")
+        try:
+            candidate = (self.root / name).resolve()
+            if candidate != self.root and self.root not in candidate.parents:
+                raise NotFound("no such run")  # a symlink out of the runs folder
+            if not (candidate / "zarr.json").is_file() or not _is_run(candidate):
+                raise NotFound("no such run")
+        except OSError:  # a name the file system cannot even look up
+            raise NotFound("no such run") from None
         return candidate
 
     def get(self, name: str) -> Run:
         path = self.path_of(name)
-        cached = self.runs.get(name)
+        key = path.relative_to(self.root).as_posix()
         now = time.monotonic()
+        with self._lock:
+            cached = self.runs.get(key)
+            if cached is not None:
+                self.runs.move_to_end(key)
         if cached is None:
-            run = open_run(path)
-            self.runs[name] = (run, now)
-            return run
-        run, seen = cached
-        if now - seen > REFRESH_SECONDS:
+            run = open_run(ConfinedStore(path, self.root))
+        else:
+            run, seen = cached
+            if now - seen <= REFRESH_SECONDS:
+                return run
             run.refresh()
-            self.runs[name] = (run, now)
+        with self._lock:
+            self.runs[key] = (run, now)
+            self.runs.move_to_end(key)
+            while len(self.runs) > self.MAX_OPEN:
+                self.runs.popitem(last=False)
         return run
 
 

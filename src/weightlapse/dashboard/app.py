@@ -1,24 +1,39 @@
 """The dashboard's server: thin Starlette routes over `dashboard.api`.
 
-Every file it serves is inside RUNS_DIR (only through the run reader) or the package's
-static folder; a path that leaves them, encoded or through a symlink, is a 404.
+Every file it serves is inside RUNS_DIR (read through a store that refuses anything
+resolving outside it, symlinks included) or the package's static folder. Requests must
+name a host the server was bound to (no DNS rebinding); bound beyond this machine, they
+must carry the token printed at start. Blocking work (Zarr reads, matplotlib) runs off
+the event loop: reads in Starlette's thread pool, renders in a pool of their own, so a
+frame never waits behind a render.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from weightlapse.dashboard import api
 from weightlapse.errors import WeightlapseError
+from weightlapse.store.confined import OutsideRunsFolder
 
 STATIC = Path(__file__).parent / "static"
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+RENDER_THREADS = 2  # matplotlib renders at once; the other requests never queue behind them
+TOKEN_COOKIE = "weightlapse_token"
 
 
 def plotly_js() -> Path:
@@ -38,12 +53,50 @@ def _int_param(request: Request, key: str) -> int | None:
         raise api.BadRequest(f"{key} must be an integer") from None
 
 
-def create_app(runs_dir: str | Path) -> Starlette:
+class TokenMiddleware:
+    """Every request carries the token: in the URL once (`?token=`), then as a cookie."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE, "")
+        if not secrets.compare_digest(given.encode(), self.token.encode()):
+            response = PlainTextResponse(
+                "This dashboard needs its token: open the address it printed at start.", 403
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and "token" in request.query_params:
+                cookie = f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+                message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """The Host headers to accept: the loopback names, and what --host says."""
+    if host in ("0.0.0.0", "::"):
+        return ["*"]  # any address of this machine: the token guards it instead
+    return sorted({*LOOPBACK, host})
+
+
+def create_app(
+    runs_dir: str | Path, *, host: str = "127.0.0.1", token: str | None = None
+) -> Starlette:
     """The dashboard over `runs_dir`: `uvicorn` serves it (see `weightlapse view`)."""
     root = Path(runs_dir)
     if not root.is_dir():
         raise WeightlapseError(f"{root}: not a folder. Give the folder that holds your runs.")
     cache = api.RunCache(root)
+    renders = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="weightlapse-render")
 
     def run_of(request: Request):  # noqa: ANN202 - a Run
         return cache.get(request.path_params["run"])
@@ -52,28 +105,29 @@ def create_app(runs_dir: str | Path) -> Starlette:
         q = request.query_params
         return q.get("tensor", ""), q.get("kind", "param")
 
-    async def index(request: Request) -> Response:
+    # Plain functions: Starlette runs them in its thread pool, off the event loop.
+    def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
-    async def plotly(request: Request) -> Response:
+    def plotly(request: Request) -> Response:
         return FileResponse(plotly_js(), media_type="text/javascript")
 
-    async def runs(request: Request) -> Response:
+    def runs(request: Request) -> Response:
         return JSONResponse(api.runs_list(cache))
 
-    async def info(request: Request) -> Response:
+    def info(request: Request) -> Response:
         return JSONResponse(api.run_info(run_of(request), request.path_params["run"]))
 
-    async def scalars(request: Request) -> Response:
+    def scalars(request: Request) -> Response:
         return JSONResponse(api.scalars(run_of(request)))
 
-    async def stats(request: Request) -> Response:
+    def stats(request: Request) -> Response:
         return JSONResponse(api.stats(run_of(request), *tensor_of(request)))
 
-    async def histograms(request: Request) -> Response:
+    def histograms(request: Request) -> Response:
         return JSONResponse(api.histograms(run_of(request), *tensor_of(request)))
 
-    async def frame(request: Request) -> Response:
+    def frame(request: Request) -> Response:
         shown = api.frame(run_of(request), *tensor_of(request), _int_param(request, "step"))
         return Response(
             shown.data.tobytes(),
@@ -88,8 +142,11 @@ def create_app(runs_dir: str | Path) -> Starlette:
 
     async def view_png(request: Request) -> Response:
         options = {k: _int_param(request, k) for k in ("step", "sample", "minus_step")}
-        png = api.view_png(
-            run_of(request),
+        run = await asyncio.to_thread(run_of, request)
+        png = await asyncio.get_running_loop().run_in_executor(
+            renders,
+            api.view_png,
+            run,
             request.path_params["view"],
             request.query_params.get("tensor"),
             {k: v for k, v in options.items() if v is not None},
@@ -105,6 +162,13 @@ def create_app(runs_dir: str | Path) -> Starlette:
     async def bad_request(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"refused: {exc}"}, status_code=404)
+
+    async def damaged(request: Request, exc: Exception) -> Response:
+        # A damaged run (or any error of ours): one line for the page's error panel.
+        return JSONResponse({"error": str(exc), "damaged": True}, status_code=422)
+
     routes = [
         Route("/", index),
         Route("/vendor/plotly.min.js", plotly),
@@ -117,7 +181,16 @@ def create_app(runs_dir: str | Path) -> Starlette:
         Route("/api/run/view/{view}/{run:path}", view_png),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {HTTPException: http_error, api.NotFound: not_found, api.BadRequest: bad_request}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    handlers = {
+        HTTPException: http_error,
+        api.NotFound: not_found,
+        api.BadRequest: bad_request,
+        OutsideRunsFolder: refused,
+        WeightlapseError: damaged,
+    }
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))]
+    if token is not None:
+        middleware.append(Middleware(TokenMiddleware, token=token))
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.runs_dir = root
     return app
