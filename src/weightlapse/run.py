@@ -189,7 +189,11 @@ class TensorHistory:
         """The full tensor at a snapshot step; -1 is the last snapshot."""
         k = self.snapshot_steps.index(self.snapshot_step(step))
         entry = self.run._attrs["snapshots"][self.kind][self.name]
-        return np.asarray(self.run._reader.array(entry["array"])[k])
+        reader = self.run._reader
+        arr = reader.array(entry["array"])
+        if arr is None or arr.shape[0] <= k:
+            raise reader.damaged(entry["array"], f"snapshot {k} of {self.name!r} is missing")
+        return np.asarray(reader.read(entry["array"], arr, (k,)))
 
     @property
     def update_ratio(self) -> UpdateRatio:
@@ -278,7 +282,11 @@ class Run:
 
     def _index(self) -> np.ndarray:
         rows = self._reader.rows(layout.INDEX_PATH)
-        return np.zeros((0, len(layout.INDEX_COLUMNS))) if rows is None else rows
+        if rows is None:
+            return np.zeros((0, len(layout.INDEX_COLUMNS)))
+        if np.isnan(rows[:, 0]).any():
+            raise self._reader.damaged(layout.INDEX_PATH, "some committed steps have no step")
+        return rows
 
     @property
     def steps(self) -> np.ndarray:

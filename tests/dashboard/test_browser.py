@@ -161,3 +161,17 @@ def test_run_and_tensor_names_are_shown_as_text_never_as_html(server, page):
     page.wait_for_selector(".tensor", timeout=10000)
     assert page.locator(".tensor").first.text_content().startswith("<b>w</b>")
     assert page.locator("#tree b").count() == 0
+
+
+def test_a_damaged_run_shows_its_one_line_error_in_the_page(server, page):
+    url, root = server
+    with weightlapse.create(root / "broken", snapshots=1) as run:
+        for step in range(3):
+            run.log(step, {"w": np.ones(4) * step})
+    (root / "broken" / "index" / "c" / "0" / "0").unlink()  # the step numbers are gone
+    page.goto(url)
+    page.wait_for_function("() => window.__wl && window.__wl.run")
+    page.locator("#runs button", has_text="broken").click()
+    page.wait_for_function("() => document.getElementById('run-error').textContent.length > 0")
+    text = page.locator("#run-error").text_content()
+    assert "damaged" in text and "index" in text and "weightlapse check" in text

@@ -255,3 +255,14 @@ def test_errors_are_one_line_when_stderr_is_piped(tmp_path):
     proc = cli("inspect", path)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_explain_refuses_a_keras_file_that_reads_outside_itself(tmp_path, secret):
+    h5 = tmp_path / "model.h5"
+    h5_with_external_link(h5, secret.with_suffix(".h5"))
+    path = tmp_path / "model.keras"
+    as_keras_file(path, h5.read_bytes())
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), "float32"))
+    proc = cli("explain", path, tmp_path / "x.npy", "-o", tmp_path / "e.png")
+    assert proc.returncode == 2 and "refused" in proc.stderr and "outside this file" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

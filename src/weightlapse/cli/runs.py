@@ -12,7 +12,7 @@ from weightlapse.errors import WeightlapseError
 
 
 def register(app: typer.Typer) -> None:
-    for command in (info, plot, animate_command, doctor, export_command):
+    for command in (info, plot, animate_command, doctor, export_command, check):
         app.command(command.__name__.removesuffix("_command"))(command)
 
 
@@ -157,3 +157,36 @@ def export_command(
         console.print(f"wrote {tensorboard} (tensorboard --logdir {tensorboard})")
     if npz is not None:
         console.print(f"wrote {export_npz(run, npz)}")
+
+
+@clean_errors
+def check(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Truncate a damaged run to its last whole step."
+    ),
+) -> None:
+    """Verifies a run: its attributes, every array against committed_steps, every chunk
+    readable. Exit code 2 when anything is wrong (after --repair: when it could not be)."""
+    from weightlapse.store.check import check_run, remove_partial_files, repair_run
+
+    problems = check_run(run_path)
+    if not problems:
+        console.print(f"{run_path}: whole.")
+        return
+    for problem in problems:
+        console.print(f"{run_path}: {problem}", highlight=False)
+    if not repair:
+        raise WeightlapseError(
+            f"{run_path}: {len(problems)} problem(s); `weightlapse check --repair` truncates "
+            "the run to its last whole step."
+        )
+    kept = repair_run(run_path)
+    removed = remove_partial_files(run_path)
+    left = check_run(run_path)
+    if left:
+        raise WeightlapseError(f"{run_path}: repaired to {kept} steps, but {left[0]}")
+    console.print(
+        f"{run_path}: repaired: {kept} whole steps kept"
+        + (f", {removed} stray partial files removed." if removed else ".")
+    )

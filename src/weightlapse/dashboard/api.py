@@ -122,16 +122,17 @@ def runs_list(cache: RunCache) -> list[dict[str, Any]]:
     for name in cache.names():
         try:
             run = cache.get(name)
-        except (WeightlapseError, NotFound):
-            continue
-        out.append(
-            {
+            entry = {
                 "name": name,
                 "steps": len(run.steps),
                 "live": run.is_live,
                 "framework": run.meta.get("framework", ""),
             }
-        )
+        except NotFound:
+            continue
+        except WeightlapseError as exc:  # listed, so that choosing it says what is wrong
+            entry = {"name": name, "steps": 0, "live": False, "framework": "", "error": str(exc)}
+        out.append(entry)
     return out
 
 

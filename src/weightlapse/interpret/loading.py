@@ -8,17 +8,23 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
+from weightlapse.io.formats import read_checkpoint
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def load_model(path: str | Path, *, trust_pickle: bool = False) -> Any:
+def load_model(
+    path: str | Path, *, trust_pickle: bool = False, max_bytes: int | None = None
+) -> Any:
     """A Keras .keras/.h5 model (safe mode: no arbitrary code), a TorchScript file, or a
     whole pickled PyTorch model (only with trust_pickle)."""
     path = Path(path)
     if not path.exists():
         raise WeightlapseError(f"{path}: no such file.")
     if path.suffix in (".keras", ".h5"):
+        # Keras' own reader follows HDF5 links out of the file and reads any size: the
+        # checkpoint reader refuses those first (one line saying which).
+        read_checkpoint(path, max_bytes=max_bytes)
         try:
             import keras
         except ImportError as exc:

@@ -69,6 +69,11 @@ def snapshot_path(kind: str, tensor_number: int) -> str:
     return f"{kind}/snapshots/{tensor_number}"
 
 
+# Every chunk is written, also one that holds only fill values: then a missing chunk file
+# is damage, never "nothing was recorded there" (readers check; attrs say `every_chunk`).
+EVERY_CHUNK = {"write_empty_chunks": True}
+
+
 def compressors() -> tuple[Any, ...]:
     # Byte shuffle makes small integer counts and slowly-varying floats compress well.
     return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
@@ -90,6 +95,7 @@ def create_growing_array(
         dtype=dtype,
         fill_value=fill_value,
         compressors=compressors(),
+        config=EVERY_CHUNK,
     )
 
 

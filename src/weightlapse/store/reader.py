@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import zarr
 
 from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
+from weightlapse.store.check import attr_problems, per_step_arrays
 
 
 class StoreReader:
@@ -18,6 +20,7 @@ class StoreReader:
         self.path = path
         self.attrs: dict[str, Any] = {}
         self._arrays: dict[str, zarr.Array] = {}
+        self._seen_chunks: set[str] = set()  # chunk keys known to exist
         self.refresh()
 
     def refresh(self) -> bool:
@@ -36,17 +39,65 @@ class StoreReader:
                 f"have no {layout.ROOT_ATTR!r} entry)."
             )
         version = attrs.get("format_version")
-        if not isinstance(version, int) or version > layout.FORMAT_VERSION:
+        if isinstance(version, int) and version > layout.FORMAT_VERSION:
             raise RunFormatError(
                 f"{self.path!s} has run format version {version!r}; this weightlapse reads "
                 f"versions up to {layout.FORMAT_VERSION}. Upgrade weightlapse to read it."
             )
+        problems = attr_problems(attrs)
+        if problems:
+            raise self.damaged("attributes", problems[0])
         changed = attrs != self.attrs
         if changed:
-            self.attrs = attrs
             self._group = group
             self._arrays.clear()  # an open handle keeps its old shape
+            self._check_rows(attrs)
+            self.attrs = attrs
         return changed
+
+    def _check_chunks_exist(self, path: str, arr: zarr.Array, region: Any) -> None:
+        ranges = []
+        for index, size, chunk in zip(region, arr.shape, arr.chunks):
+            if isinstance(index, slice):
+                start, stop, _ = index.indices(size)
+                ranges.append(range(start // chunk, -(-stop // chunk)))
+            else:
+                ranges.append(range(int(index) // chunk, int(index) // chunk + 1))
+        ranges += [
+            range(0, -(-n // c))
+            for n, c in zip(arr.shape[len(ranges) :], arr.chunks[len(ranges) :])
+        ]
+        store, prefix = arr.store_path.store, arr.store_path.path
+        for coords in itertools.product(*ranges):
+            key = f"{prefix}/c/" + "/".join(map(str, coords))
+            if key in self._seen_chunks:
+                continue
+            if not zarr.core.sync.sync(store.exists(key)):
+                raise self.damaged(path, f"chunk {key.removeprefix(prefix + '/')} is missing")
+            self._seen_chunks.add(key)
+
+    def damaged(self, array: str, what: str) -> RunFormatError:
+        """One line: which run, which array, what is wrong, and what to do."""
+        return RunFormatError(
+            f"{self.path!s} is damaged: {array}: {what}. `weightlapse check` lists what is "
+            "wrong; `weightlapse check --repair` truncates the run to its last whole step."
+        )
+
+    def _check_rows(self, attrs: dict[str, Any]) -> None:
+        """Every per-step array holds the committed rows (never trust a marker past them)."""
+        committed = attrs["committed_steps"]
+        if committed == 0:
+            return
+        for path in per_step_arrays(attrs):
+            try:
+                arr = self._group[path]
+            except KeyError:
+                raise self.damaged(path, "the array (or its zarr.json) is missing") from None
+            if arr.shape[0] < committed:
+                raise self.damaged(
+                    path, f"has {arr.shape[0]} rows but committed_steps says {committed}"
+                )
+            self._arrays[path] = arr
 
     @property
     def committed_steps(self) -> int:
@@ -68,6 +119,18 @@ class StoreReader:
         n = self.committed_steps
         if arr is None:
             return None
-        if isinstance(columns, tuple):
-            return arr[(slice(0, n), *columns)]
-        return arr[0:n, columns]
+        region = (slice(0, n), *columns) if isinstance(columns, tuple) else (slice(0, n), columns)
+        return self.read(path, arr, region)
+
+    def read(self, path: str, arr: zarr.Array, region: Any) -> np.ndarray:
+        """arr[region], or a one-line error naming the array when its data is damaged:
+        unreadable, or (in runs that write every chunk) a chunk file missing, which would
+        otherwise read as fill values: a wrong number."""
+        if self.attrs.get("every_chunk"):
+            self._check_chunks_exist(path, arr, region)
+        try:
+            return arr[region]
+        except Exception as exc:  # a truncated or garbled chunk: the codec's error
+            if isinstance(exc, PermissionError):
+                raise
+            raise self.damaged(path, f"data cannot be read ({type(exc).__name__})") from None

@@ -24,6 +24,7 @@ import zarr
 
 from weightlapse.errors import RecordingError, RunFormatError
 from weightlapse.store import layout
+from weightlapse.store.check import remove_partial_files
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
@@ -80,6 +81,7 @@ class StoreWriter:
         self.max_pending_bytes = max_pending_bytes
         self._arrays: dict[str, zarr.Array] = {}
         if resume:
+            remove_partial_files(path)  # what a killed writer left half-written
             self.group, self.attrs = _open_for_resume(path)
             if meta:
                 self.attrs["meta"].update(meta)
@@ -292,6 +294,7 @@ class StoreWriter:
                         dtype=dtype,
                         fill_value=layout.snapshot_fill(dtype),
                         compressors=layout.compressors(),
+                        config=layout.EVERY_CHUNK,
                     )
                     entry = spec[name] = {"array": path, "steps": []}
                 arr = self._arrays.get(entry["array"]) or self.group[entry["array"]]
@@ -322,6 +325,7 @@ def new_run_attrs(bins: int, meta: dict[str, Any] | None) -> dict[str, Any]:
         "snapshot_bytes": 0,
         "meta": dict(meta or {}),
         "closed": False,
+        "every_chunk": True,
     }
 
 

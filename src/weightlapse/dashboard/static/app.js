@@ -35,14 +35,28 @@ async function loadRuns() {
   if (!state.run && runs.length) selectRun(runs[0].name);
 }
 
+// A damaged run (or any server error) is said in one line above the views.
+function showError(error) {
+  $("run-error").textContent = error ? String(error.message || error) : "";
+}
+
 async function selectRun(name) {
+  try {
+    await openRun(name);
+    showError(null);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function openRun(name) {
   state.run = name;
   state.frames.clear();
   for (const b of $("runs").querySelectorAll("button")) {
     b.classList.toggle("active", b.dataset.name === name);
   }
   state.info = await api.info(name);
-  renderTree(selectTensor);
+  renderTree((tensor) => selectTensor(tensor).then(() => showError(null), showError));
   renderViewChoices();
   setSlider(state.info.steps.length - 1);
   drawScalars();
@@ -189,7 +203,7 @@ async function followLive() {
       await selectTensor(tensor);
     }
   } catch (error) {
-    console.warn(error);
+    showError(error);
   }
 }
 

@@ -1,0 +1,172 @@
+"""Damaged runs: each damage gives one line naming the run, the array and what is wrong
+(CLI exit 2, a 422 error for the dashboard's panel), never a traceback and never a wrong
+number; `weightlapse check` finds it and `--repair` truncates to the last whole step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+import weightlapse
+from weightlapse.dashboard.app import create_app
+from weightlapse.errors import RunFormatError
+from weightlapse.store.check import check_run
+
+STEPS = 300  # two chunks of 256 rows
+
+
+@pytest.fixture
+def run_path(tmp_path):
+    path = tmp_path / "runs" / "r"
+    with weightlapse.create(path, snapshots=100, flush_seconds=60) as run:
+        for step in range(STEPS):
+            run.log(step, {"w": np.full(8, float(step), np.float32)}, loss=float(step))
+    return path
+
+
+def attrs_file(path: Path) -> Path:
+    return path / "zarr.json"
+
+
+def edit_attrs(path: Path, change) -> None:
+    doc = json.loads(attrs_file(path).read_text())
+    change(doc["attributes"]["weightlapse"])
+    attrs_file(path).write_text(json.dumps(doc))
+
+
+def truncate_chunk(path):
+    chunk = path / "param" / "stats" / "c" / "1" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    return "param/stats"
+
+
+def delete_chunk(path):
+    (path / "param" / "stats" / "c" / "0" / "0" / "0").unlink()
+    return "param/stats"
+
+
+def delete_index_chunk(path):
+    (path / "index" / "c" / "1" / "0").unlink()
+    return "index"
+
+
+def delete_array_json(path):
+    (path / "param" / "hist" / "zarr.json").unlink()
+    return "param/hist"
+
+
+def garble_attrs(path):
+    text = attrs_file(path).read_text()
+    attrs_file(path).write_text(text.replace('"committed_steps": 300', '"committed_steps": "lots"'))
+    return "committed_steps"
+
+
+def negative_committed(path):
+    edit_attrs(path, lambda a: a.update(committed_steps=-5))
+    return "committed_steps"
+
+
+def committed_past_the_data(path):
+    edit_attrs(path, lambda a: a.update(committed_steps=STEPS + 50))
+    return "rows"
+
+
+def unreadable_snapshot(path):
+    (path / "param" / "snapshots" / "0" / "c" / "2" / "0").write_bytes(b"garbage")  # step 200
+    return "snapshots"
+
+
+DAMAGES = [
+    truncate_chunk,
+    delete_chunk,
+    delete_index_chunk,
+    delete_array_json,
+    garble_attrs,
+    negative_committed,
+    committed_past_the_data,
+    unreadable_snapshot,
+]
+
+
+def read_everything(path):
+    run = weightlapse.open(path)
+    history = run["w"]
+    return run.steps, run.scalar("loss"), history.stats["l2"], history.histograms, history.at(200)
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=lambda d: d.__name__)
+def test_a_damage_is_one_clear_error_never_a_wrong_number(run_path, damage):
+    clue = damage(run_path)
+    with pytest.raises(RunFormatError) as info:
+        read_everything(run_path)
+    message = str(info.value)
+    assert str(run_path) in message and clue in message and "\n" not in message
+    assert check_run(run_path), "check finds it too"
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=lambda d: d.__name__)
+def test_the_cli_says_it_in_one_line_and_the_dashboard_shows_an_error(run_path, damage):
+    damage(run_path)
+    failed = 0
+    for command in (["info"], ["plot", "--out", str(run_path.parent / "h.png"), "--step", "200"]):
+        args = [command[0], str(run_path)] + (
+            ["heatmap", "w", *command[1:]] if command[0] == "plot" else []
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "weightlapse.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode in (0, 2), proc.stderr  # never a traceback
+        if proc.returncode == 2:
+            failed += 1
+            assert len(proc.stderr.strip().splitlines()) == 1 and "damaged" in proc.stderr
+    assert failed
+    client = TestClient(create_app(run_path.parent), base_url="http://127.0.0.1:8050")
+    statuses = [
+        client.get("/api/run/info/r").status_code,
+        client.get("/api/run/stats/r", params={"tensor": "w"}).status_code,
+        client.get("/api/run/frame/r", params={"tensor": "w", "step": 200}).status_code,
+    ]
+    assert 500 not in statuses and any(s in (404, 422) for s in statuses), statuses
+
+
+@pytest.mark.parametrize("damage", [truncate_chunk, delete_index_chunk, committed_past_the_data])
+def test_repair_truncates_to_the_last_whole_step(run_path, damage):
+    damage(run_path)
+    check = subprocess.run(
+        [sys.executable, "-m", "weightlapse.cli", "check", str(run_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 2
+    repair = subprocess.run(
+        [sys.executable, "-m", "weightlapse.cli", "check", str(run_path), "--repair"],
+        capture_output=True,
+        text=True,
+    )
+    assert repair.returncode == 0, repair.stderr
+    steps, loss, l2, _, _ = read_everything(run_path)
+    assert list(steps) == list(range(len(steps))) and len(steps) in (256, STEPS)
+    np.testing.assert_array_equal(loss, np.arange(len(steps)))
+    np.testing.assert_allclose(l2, np.arange(len(steps)) * 8**0.5, rtol=1e-6)
+    assert not check_run(run_path)
+
+
+def test_a_whole_run_checks_clean_and_partial_files_go_on_resume(run_path):
+    assert not check_run(run_path)
+    stray = run_path / "param" / "stats" / "c" / "0" / "0" / "0.abc123.partial"
+    stray.write_bytes(b"half a chunk")
+    with weightlapse.create(run_path, resume=True) as run:
+        run.log(STEPS, {"w": np.zeros(8, np.float32)})
+    assert not stray.exists()
+    assert len(weightlapse.open(run_path).steps) == STEPS + 1
+    assert os.path.exists(run_path / "zarr.json")
