@@ -66,7 +66,32 @@ def describe_model(
             meta["input_shape"] = list(shape[1:])
     except (AttributeError, ValueError):
         pass
+    meta["layer_inputs"] = layer_input_shapes(model)
+    meta["channels"] = "last"  # Keras' (H, W, C)
     return infos, meta
+
+
+def layer_input_shapes(model: keras.Model) -> dict[str, list[int]]:
+    """Each weighted layer's own input shape (one sample); a Dense fed by a Flatten gets
+    the shape before flattening."""
+    shapes: dict[str, list[int]] = {}
+    previous = None
+    for layer in model.layers:
+        try:
+            shape = [int(d) for d in layer.input.shape[1:]]
+        except (AttributeError, ValueError, TypeError):
+            previous = None
+            continue
+        if layer.weights:
+            if len(shape) == 1 and isinstance(
+                previous[0] if previous else None, keras.layers.Flatten
+            ):
+                before = previous[1]
+                if int(np.prod(before)) == shape[0]:
+                    shape = before
+            shapes[layer.name] = shape
+        previous = (layer, shape)
+    return shapes
 
 
 def no_grad() -> contextlib.AbstractContextManager:

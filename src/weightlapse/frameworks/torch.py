@@ -103,3 +103,45 @@ def layer_outputs(
         for handle in handles:
             handle.remove()
     return {name: captured[name] for name in layers}
+
+
+class LayerInputShapes:
+    """Each layer's own input shape (one sample), read by hooks on the first forward
+    pass. A dense layer fed by a Flatten gets the shape before flattening (16x7x7 conv
+    features, not 784 numbers), so its weights can be drawn in that shape."""
+
+    def __init__(self, model: torch.nn.Module, on_done: Any) -> None:
+        self.seen: list[tuple[str, torch.nn.Module, tuple[int, ...]]] = []
+        self.on_done = on_done
+        inner = unwrap(model)
+        self.handles = [
+            module.register_forward_pre_hook(self._keep(name))
+            for name, module in inner.named_modules()
+            if name
+        ]
+        self.handles.append(inner.register_forward_hook(self._finish))
+
+    def _keep(self, name: str) -> Any:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            if args and isinstance(args[0], torch.Tensor) and args[0].ndim >= 2:
+                self.seen.append((name, module, tuple(int(d) for d in args[0].shape[1:])))
+
+        return hook
+
+    def _finish(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self.remove()
+        shapes: dict[str, list[int]] = {}
+        for k, (name, layer, shape) in enumerate(self.seen):
+            if not any(True for _ in layer.parameters(recurse=False)):
+                continue
+            before = self.seen[k - 1] if k else None
+            flat_from = before[2] if before and isinstance(before[1], torch.nn.Flatten) else None
+            if len(shape) == 1 and flat_from and int(np.prod(flat_from)) == shape[0]:
+                shape = flat_from
+            shapes[name] = list(shape)
+        self.on_done(shapes)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()

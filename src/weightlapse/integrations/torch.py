@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.frameworks.torch import describe_model, named_parameters, torch, unwrap
+from weightlapse.frameworks.torch import (
+    LayerInputShapes,
+    describe_model,
+    named_parameters,
+    torch,
+    unwrap,
+)
 from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.recorder import StepRecorder
 from weightlapse.record.schedule import Never
@@ -64,6 +70,10 @@ class TorchWatcher:
             model={"class": type(unwrap(model)).__name__, "layers": layers},
         )
         self._input_hook: Any = model.register_forward_pre_hook(self._capture_input_shape)
+        # channels first: torch's (C, H, W)
+        self._layer_inputs = LayerInputShapes(
+            model, lambda shapes: run.set_meta(layer_inputs=shapes, channels="first")
+        )
         if optimizer is not None:
             self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
             self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
@@ -154,6 +164,7 @@ class TorchWatcher:
         for handle in [*self._handles, self._input_hook]:
             handle.remove()
         self._handles.clear()
+        self._layer_inputs.remove()
 
     def _snapshot_final_state(self) -> None:
         if not isinstance(self.recorder.config.snapshots, Never):

@@ -1,5 +1,6 @@
 """Activation grids (user story 3): the feature maps of a layer for one input, titled
-`Filter i`, on one sequential scale; a dense layer's units as a strip."""
+`Filter i`, on one scale: sequential for outputs that cannot go negative (after a ReLU),
+diverging and symmetric around zero for signed ones; a dense layer's units as a strip."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from matplotlib.figure import Figure
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
-from weightlapse.views.colors import SEQUENTIAL, nonfinite_note
+from weightlapse.views.colors import DIVERGING, SEQUENTIAL, nonfinite_note, symmetric_limit
 from weightlapse.views.panels import Panels, draw_panels
 
 
@@ -48,7 +49,12 @@ def activation_panels(
     maps = _as_maps(values, channels_last)
     finite = maps[np.isfinite(maps)]
     lo, hi = limits or ((float(finite.min()), float(finite.max())) if finite.size else (0, 1))
+    signed = lo < 0
+    if signed and limits is None:  # signed maps: zero in the middle of a diverging scale
+        hi = symmetric_limit(maps)
+        lo = -hi
     hi = hi if hi > lo else lo + 1.0
+    cmap = DIVERGING if signed else SEQUENTIAL
     title = f"{label}{where}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}"
     if maps.shape[1] == 1:
         title = f"{label}{where}: {maps.shape[2]} units"
@@ -56,7 +62,7 @@ def activation_panels(
             [maps[0]],
             ["units"],
             [(lo, hi)],
-            SEQUENTIAL,
+            cmap,
             title + nonfinite_note(maps),
             colorbar_label="activation",
             ncols=1,
@@ -68,7 +74,7 @@ def activation_panels(
         [m for m in shown],
         [f"Filter {i}" for i in range(len(shown))],
         [(lo, hi)] * len(shown),
-        SEQUENTIAL,
+        cmap,
         title + nonfinite_note(maps),
         colorbar_label="activation",
         ncols=ncols or min(len(shown), 8),

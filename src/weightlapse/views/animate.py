@@ -80,7 +80,7 @@ def frames(
         fig.set_dpi(dpi)
         for i in iterate:
             update_panels(fig, panels[i])
-            fig.suptitle(f"{panels[i].title}\n{captions[i]}")
+            fig.suptitle(f"{panels[i].heading}\n{captions[i]}")
             rendered.append(_pixels(canvas))
     else:
         fig = TIMELINE_VIEWS[view](run, name, **options)

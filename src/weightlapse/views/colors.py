@@ -11,6 +11,7 @@ NAN_COLOR = "#00b400"  # green: absent from seismic and viridis
 POSINF_COLOR = "#ff00ff"  # magenta
 NEGINF_COLOR = "#00e5ff"  # cyan
 NOT_RECORDED_COLOR = "#e6e6e6"  # light grey: no data at that step (not a NaN)
+GAP_COLOR = "#6e6e6e"  # mid grey between cells of a mosaic: no weight takes it
 DIVERGING = "seismic"
 SEQUENTIAL = "viridis"
 

@@ -2,7 +2,9 @@
 
 Kernels are brought to (out, in, *spatial) from their recorded layout: Keras stores
 (h, w, in, out), PyTorch (out, in, h, w). Three input channels make RGB filters; any
-other count gives one grayscale grid per input channel (or the chosen `channel`).
+other count gives one grid per input channel (or the chosen `channel`). Signed weights
+are drawn on one symmetric diverging scale for the whole figure, with a colour bar;
+gaps between filters take a grey no weight takes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from matplotlib.figure import Figure
 from weightlapse.errors import WeightlapseError
 from weightlapse.frameworks.layouts import to_out_in_spatial
 from weightlapse.run import Run
-from weightlapse.views.colors import nonfinite_note
-from weightlapse.views.panels import Panels, draw_panels, tile
+from weightlapse.views.colors import DIVERGING, nonfinite_note, symmetric_limit
+from weightlapse.views.panels import Panels, draw_panels, tile_with_gaps
 
 
 def filter_panels(
@@ -44,28 +46,42 @@ def filter_panels(
     if channel is not None and not 0 <= channel < n_in:
         raise WeightlapseError(f"channel={channel}: {label} has input channels 0..{n_in - 1}.")
     title = f"{label}{where}: {n_out} filters x {n_in} input channels{nonfinite_note(kernel)}"
+    if scale == "filter":  # each filter alone: shapes show, magnitudes do not compare
+        peak = np.nanmax(np.where(np.isfinite(k), np.abs(k), np.nan), axis=(1, 2, 3), keepdims=True)
+        k = k / np.where(peak > 0, peak, 1.0)
+        limit = 1.0
+        title += "; each filter scaled to its own max |w|"
+    else:
+        limit = symmetric_limit(k)
     if use_rgb and channel is None:
-        cells = np.moveaxis(k, 1, -1)  # (out, h, w, 3)
-        cells = _scaled(cells, scale, per_axis=(1, 2, 3))
-        mosaic = tile(cells, ncols, pad_value=1.0)
-        return Panels([mosaic], ["RGB filters"], [(0.0, 1.0)], "gray", title, ncols=1)
+        # signed weights as colour: 0 is mid grey, +limit full, -limit none, per channel
+        cells = 0.5 + 0.5 * np.clip(np.moveaxis(k, 1, -1) / limit, -1.0, 1.0)
+        mosaic, gaps = tile_with_gaps(cells, ncols)
+        return Panels(
+            [mosaic],
+            [f"RGB filters: grey = 0, full colour = +{limit:.3g}, none = -{limit:.3g}"],
+            [(0.0, 1.0)],
+            DIVERGING,
+            title,
+            ncols=1,
+            gaps=[gaps],
+        )
     channels = [channel] if channel is not None else list(range(n_in))
-    images, limits = [], []
+    images, gap_masks = [], []
     for c in channels:
-        cells = k[:, c]
-        if scale == "filter":
-            cells = _scaled(cells, scale, per_axis=(1, 2))
-            lo, hi = 0.0, 1.0
-        else:
-            finite = cells[np.isfinite(cells)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            hi = hi if hi > lo else lo + 1.0
-        images.append(tile(cells, ncols, pad_value=hi))
-        limits.append((lo, hi))
+        mosaic, gaps = tile_with_gaps(k[:, c], ncols)
+        images.append(mosaic)
+        gap_masks.append(gaps)
     titles = [f"input channel {c}" for c in channels]
-    label_bar = "weight" if scale == "grid" and len(channels) == 1 else None
     return Panels(
-        images, titles, limits, "gray", title, colorbar_label=label_bar, ncols=min(len(images), 4)
+        images,
+        titles,
+        [(-limit, limit)] * len(images),  # one symmetric scale for the whole figure
+        DIVERGING,
+        title,
+        colorbar_label="weight / its filter's max |w|" if scale == "filter" else "weight",
+        ncols=min(len(images), 4),
+        gaps=gap_masks,
     )
 
 
@@ -78,7 +94,8 @@ def filter_grid(
     **options: Any,
 ) -> Figure:
     """All filters of a conv kernel in one grid; RGB for 3 input channels, else a
-    grayscale grid per input channel. `scale='filter'` scales each filter alone.
+    grid per input channel, on one symmetric scale. `scale='filter'` scales each filter
+    alone (and says so in the title).
 
     >>> filter_grid(run, "conv1.weight", step=-1).savefig("filters.png")
     >>> filter_grid(np.random.randn(3, 3, 1, 8), layout="h,w,in,out")
@@ -105,14 +122,3 @@ def _as_images(k: np.ndarray) -> np.ndarray:
         out, n_in, d, h, w = k.shape
         return np.transpose(k, (0, 1, 3, 2, 4)).reshape(out, n_in, h, d * w)
     return k
-
-
-def _scaled(cells: np.ndarray, scale: str, per_axis: tuple[int, ...]) -> np.ndarray:
-    """Into [0, 1]: over all cells ('grid') or each cell alone ('filter')."""
-    axes = per_axis if scale == "filter" else tuple(range(cells.ndim))
-    with np.errstate(invalid="ignore"):
-        finite = np.where(np.isfinite(cells), cells, np.nan)
-        lo = np.nanmin(finite, axis=axes, keepdims=True)
-        hi = np.nanmax(finite, axis=axes, keepdims=True)
-        width = np.where(hi > lo, hi - lo, 1.0)
-        return np.where(np.isfinite(cells), (cells - lo) / width, np.nan)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 
-from weightlapse.views.colors import NAN_COLOR, colormap, for_display
+from weightlapse.views.colors import GAP_COLOR, NAN_COLOR, colormap, for_display
 
 
 @dataclass
@@ -26,10 +26,19 @@ class Panels:
     title: str
     colorbar_label: str | None = None
     ncols: int | None = None
+    gaps: list[np.ndarray | None] | None = None  # per image: where the mosaic's gaps are
 
     @property
     def shared_scale(self) -> bool:
         return len(set(self.limits)) == 1
+
+    @property
+    def heading(self) -> str:
+        """The title, with the colour scale actually drawn when it is one symmetric scale
+        (an animation's shared scale, not the frame's own)."""
+        if self.limits and self.shared_scale and self.limits[0][0] == -self.limits[0][1]:
+            return f"{self.title}; scale ±{self.limits[0][1]:.3g}"
+        return self.title
 
 
 def draw_panels(panels: Panels, fig: Figure | None = None, panel_inches: float = 2.0) -> Figure:
@@ -53,10 +62,17 @@ def draw_panels(panels: Panels, fig: Figure | None = None, panel_inches: float =
         shown = ax.imshow(
             _display(panels.images[i], hi), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
         )
+        gap = panels.gaps[i] if panels.gaps else None
+        if gap is not None and gap.any():  # gaps in a colour of their own, above the data
+            ax.imshow(
+                np.ma.masked_where(~gap, np.ones(gap.shape)),
+                cmap=ListedColormap([GAP_COLOR]),
+                interpolation="nearest",
+            )
         ax.set_title(panels.titles[i], fontsize="small")
     if panels.colorbar_label and shown is not None and panels.shared_scale:
         fig.colorbar(shown, ax=axes, shrink=0.8, label=panels.colorbar_label)
-    fig.suptitle(panels.title)
+    fig.suptitle(panels.heading)
     return fig
 
 
@@ -68,7 +84,7 @@ def update_panels(fig: Figure, panels: Panels) -> None:
         image.set_clim(lo, hi)
     for ax, title in zip([ax for ax in fig.axes if ax.images], panels.titles):
         ax.set_title(title, fontsize="small")
-    fig.suptitle(panels.title)
+    fig.suptitle(panels.heading)
 
 
 def _display(data: np.ndarray, limit: float) -> np.ndarray:
@@ -100,6 +116,13 @@ def tile(
         r, c = divmod(i, ncols)
         mosaic[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = cells[i]
     return mosaic
+
+
+def tile_with_gaps(cells: np.ndarray, ncols: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`tile` and a mask of its gaps (between and after the cells), to draw apart."""
+    mosaic = tile(cells, ncols)
+    gaps = tile(np.zeros(cells.shape[:3]), ncols, pad_value=1.0) == 1.0
+    return mosaic, gaps
 
 
 def figure_and_axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Axes]:

@@ -166,26 +166,40 @@ def overview(
         matrix[i, columns] = table[stat]
         recorded[i, columns] = True
     fig, ax = figure_and_axes(ax, (9.0, 1.2 + 0.28 * len(names)))
+    labels = list(names)
     if relative:
-        first = np.array(
-            [row[np.isfinite(row)][0] if np.isfinite(row).any() else np.nan for row in matrix]
-        )
+        # Each row over its first nonzero value: a tensor that starts at 0 (every bias)
+        # is shown relative to the first value it took, and its label says so.
+        reference = np.full(len(names), np.nan)
+        for i, row in enumerate(matrix):
+            nonzero = np.flatnonzero(np.isfinite(row) & (row != 0))
+            if nonzero.size:
+                reference[i] = row[nonzero[0]]
+                if nonzero[0] > 0 and row[np.isfinite(row)][0] == 0:
+                    labels[i] = f"{names[i]} (0 at start; / step {int(steps[nonzero[0]])})"
         with np.errstate(divide="ignore", invalid="ignore"):
-            values = matrix / np.where(first != 0, first, np.nan)[:, None]
+            values = matrix / reference[:, None]
+        values[np.isfinite(matrix) & (matrix == 0)] = np.nan  # 0: not a ratio, not a NaN
+        zero = np.isfinite(matrix) & (matrix == 0)
         finite = values[np.isfinite(values) & (values > 0)]
         decades = float(np.max(np.abs(np.log10(finite)))) if finite.size else 1.0
         decades = min(max(decades, 1.0), 12.0)  # symmetric in log: 1 sits in the middle
         norm = LogNorm(vmin=10**-decades, vmax=10**decades)
-        label = f"{stat} / its first value"
+        label = f"{stat} / its first nonzero value"
     else:
         values = matrix
+        zero = np.zeros(matrix.shape, dtype=bool)
         norm = None
         label = stat
     x, y = np.arange(len(steps) + 1), np.arange(len(names) + 1)
     # Not recorded (no gradient at step 0): background. Recorded but NaN/Inf: NaN colour.
     cmap = colormap(DIVERGING).with_extremes(bad=NOT_RECORDED_COLOR)
     mesh = ax.pcolormesh(x, y, np.ma.masked_invalid(values), cmap=cmap, norm=norm)
-    broken = recorded & ~np.isfinite(values)
+    if zero.any():  # exactly 0 (a bias before its first update): white, its own colour
+        ax.pcolormesh(
+            x, y, np.ma.masked_where(~zero, np.ones_like(values)), cmap=ListedColormap(["white"])
+        )
+    broken = recorded & ~np.isfinite(matrix)
     if broken.any():
         ax.pcolormesh(
             x,
@@ -194,7 +208,7 @@ def overview(
             cmap=ListedColormap([NAN_COLOR]),
         )
     fig.colorbar(mesh, ax=ax, label=label)
-    ax.set_yticks(np.arange(len(names)) + 0.5, names, fontsize="small")
+    ax.set_yticks(np.arange(len(names)) + 0.5, labels, fontsize="small")
     ax.invert_yaxis()
     ticks = np.unique(np.linspace(0, len(steps) - 1, min(8, len(steps))).astype(int))
     ax.set_xticks(ticks + 0.5, [str(int(steps[t])) for t in ticks])

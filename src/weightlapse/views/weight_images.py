@@ -1,5 +1,7 @@
-"""Dense weights as images: each output unit's incoming weights drawn in the input's shape
-(user story 2: ten 28x28 class templates on one symmetric diverging scale)."""
+"""Dense weights as images: each output unit's incoming weights drawn in the shape of that
+layer's own input (user story 2: ten 28x28 class templates on one symmetric diverging
+scale). Inputs that are C maps (conv features) give a mosaic of C maps per unit; RGB
+inputs their three planes side by side; flat features a heat map, as the title says."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from weightlapse.errors import WeightlapseError
 from weightlapse.frameworks.layouts import input_axis as layout_input_axis
 from weightlapse.run import Run
 from weightlapse.views.colors import DIVERGING, nonfinite_note, symmetric_limit
-from weightlapse.views.panels import Panels, draw_panels
+from weightlapse.views.panels import Panels, draw_panels, tile
+
+WRAP = 64  # flat inputs: a unit's row is wrapped into lines of about this many
 
 
 def weight_panels(
@@ -23,6 +27,7 @@ def weight_panels(
     *,
     step: int = -1,
     image_shape: Sequence[int] | None = None,
+    channels_last: bool | None = None,
     input_axis: int | None = None,
     unit_names: Sequence[str] | None = None,
     ncols: int | None = None,
@@ -31,14 +36,14 @@ def weight_panels(
 ) -> Panels:
     """The data of `weight_images` at one step; `limit` fixes the colour scale (+/-limit)."""
     meta: dict[str, Any] = {}
-    layout = ""
+    layout, layer = "", ""
     if isinstance(source, Run):
         if name is None:
             raise WeightlapseError("weight_images(run, name): name the tensor to draw.")
         history = source[name]
         step = history.snapshot_step(step)
         weights = history.at(step)
-        meta, layout = source.meta, history.layout
+        meta, layout, layer = source.meta, history.layout, history.layer
     else:
         weights = np.asarray(source)
     label = name or "weights"
@@ -47,23 +52,27 @@ def weight_panels(
             f"{label} has shape {weights.shape}; weight_images draws 2-D dense weights. "
             "For conv kernels use filter_grid."
         )
-    axis = _input_axis(weights.shape, layout, input_axis, image_shape, meta)
+    axis = _input_axis(weights.shape, layout, input_axis, image_shape, meta, layer)
     per_unit = weights if axis == 1 else weights.T  # (units, inputs)
-    shape = _image_shape(per_unit.shape[1], image_shape, meta, label)
+    n_units, n_inputs = per_unit.shape
+    shape, last = _input_shape(n_inputs, image_shape, channels_last, meta, layer, label)
     limit = limit or symmetric_limit(weights)
     finite = weights[np.isfinite(weights)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
     where = f" at step {step}" if isinstance(source, Run) else ""
-    n_units = per_unit.shape[0]
+    images, what = _unit_images(per_unit, shape, last)
+    if len(images) == 1 and n_units > 1:  # flat features: one heat map of all units
+        titles, ncols = [f"{n_units} units x {n_inputs} inputs"], 1
+    else:
+        titles = list(unit_names) if unit_names else [f"unit {u}" for u in range(n_units)]
     return Panels(
-        images=[per_unit[u].reshape(shape) for u in range(n_units)],
-        titles=list(unit_names) if unit_names else [f"unit {u}" for u in range(n_units)],
-        limits=[(-limit, limit)] * n_units,
+        images=images,
+        titles=titles,
+        limits=[(-limit, limit)] * len(images),
         cmap=cmap,
-        title=f"{label}{where}: min {lo:.3g}, max {hi:.3g}, scale ±{limit:.3g}"
-        f"{nonfinite_note(weights)}",
+        title=f"{label}{where}: {what}; min {lo:.3g}, max {hi:.3g}{nonfinite_note(weights)}",
         colorbar_label="weight",
-        ncols=ncols or min(n_units, 5),
+        ncols=ncols or min(len(images), 5),
     )
 
 
@@ -76,11 +85,13 @@ def weight_images(
     title: str | None = None,
     **options: Any,
 ) -> Figure:
-    """One panel per output unit, all on one colour scale symmetric around zero.
+    """One panel per output unit in the shape of the layer's input, all on one colour
+    scale symmetric around zero.
 
     The input axis is read from the run's layout (Keras kernels are (in, out), PyTorch
-    weights (out, in)); the image shape from the recorded model input, else a square.
-    Options: image_shape, input_axis, unit_names, ncols, cmap, limit.
+    weights (out, in)); the input shape from the layer's recorded input, else the model's,
+    else `image_shape=`. Options: image_shape, channels_last, input_axis, unit_names,
+    ncols, cmap, limit.
     >>> weight_images(run, "dense/kernel", step=-1).savefig("templates.png")
     >>> weight_images(np.random.randn(784, 10), image_shape=(28, 28))
     """
@@ -90,19 +101,52 @@ def weight_images(
     return draw_panels(panels, fig=fig)
 
 
+def _unit_images(per_unit: np.ndarray, shape: tuple[int, ...], last: bool) -> tuple[list, str]:
+    """Each unit's inputs as the image it is drawn as, and what the title says of it."""
+    n_units, n_inputs = per_unit.shape
+    if len(shape) == 1:  # flat features: one heat map, each unit's row wrapped
+        width = min(n_inputs, WRAP if n_inputs > 4 * WRAP else n_inputs)
+        lines = math.ceil(n_inputs / width)
+        padded = np.full((n_units, lines * width), np.nan)
+        padded[:, :n_inputs] = per_unit
+        matrix = padded.reshape(n_units, lines, width)
+        image = tile(matrix[:, None].reshape(n_units, lines, width), ncols=1)
+        wrap = f", each unit's row wrapped every {width}" if lines > 1 else ""
+        return [image], f"inputs are {n_inputs} flat features (a heat map{wrap})"
+    if len(shape) == 2:
+        return [u.reshape(shape) for u in per_unit], f"inputs are {shape[0]}x{shape[1]} images"
+    maps = [_channel_maps(u, shape, last) for u in per_unit]  # each (C, h, w)
+    channels, h, w = maps[0].shape
+    if channels == 3:  # an RGB input: its three planes side by side, R G B
+        return [np.concatenate(list(m), axis=1) for m in maps], f"inputs are {h}x{w} RGB: R, G, B"
+    return [tile(m) for m in maps], f"inputs are {channels} maps of {h}x{w} per unit"
+
+
+def _channel_maps(unit: np.ndarray, shape: tuple[int, ...], last: bool) -> np.ndarray:
+    """A unit's inputs as (C, h, w), from (h, w, C) when channels come last."""
+    if last:
+        return np.moveaxis(unit.reshape(shape), -1, 0)
+    return unit.reshape(shape)
+
+
 def _input_axis(
     shape: tuple[int, ...],
     layout: str,
     input_axis: int | None,
     image_shape: Sequence[int] | None,
     meta: dict[str, Any],
+    layer: str,
 ) -> int:
     if input_axis is not None:
         return input_axis
     from_layout = layout_input_axis(layout)
     if from_layout is not None:
         return from_layout
-    wanted = _size(image_shape) or _size(meta.get("input_shape"))
+    wanted = (
+        _size(image_shape)
+        or _size(meta.get("layer_inputs", {}).get(layer))
+        or _size(meta.get("input_shape"))
+    )
     if wanted:
         for axis in (0, 1):
             if shape[axis] == wanted:
@@ -110,31 +154,48 @@ def _input_axis(
     return 0 if shape[0] >= shape[1] else 1
 
 
-def _image_shape(
-    n_inputs: int, image_shape: Sequence[int] | None, meta: dict[str, Any], label: str
-) -> tuple[int, ...]:
-    candidates = [image_shape, meta.get("input_shape")]
-    for cand in candidates:
-        if cand and _size(cand) == n_inputs:
-            dims = tuple(int(d) for d in cand if int(d) != 1)
-            if len(dims) == 2:
-                return dims
-            if len(dims) == 3 and 3 in (dims[0], dims[-1]):
-                # RGB input: show the three channels side by side.
-                h, w = (dims[0], dims[1]) if dims[-1] == 3 else (dims[1], dims[2])
-                return (h, w * 3) if dims[-1] != 3 else (h, w * 3)
-    if image_shape:
-        raise WeightlapseError(
-            f"image_shape={tuple(image_shape)} holds {_size(image_shape)} values but each unit "
-            f"of {label} has {n_inputs} inputs; give a shape whose product is {n_inputs}."
-        )
+def _input_shape(
+    n_inputs: int,
+    image_shape: Sequence[int] | None,
+    channels_last: bool | None,
+    meta: dict[str, Any],
+    layer: str,
+    label: str,
+) -> tuple[tuple[int, ...], bool]:
+    """The shape one unit's inputs are drawn in (1-D: flat), and whether channels come
+    last in it."""
+    last = meta.get("channels") == "last" if channels_last is None else channels_last
+    if image_shape is not None:
+        if _size(image_shape) != n_inputs:
+            raise WeightlapseError(
+                f"image_shape={tuple(image_shape)} holds {_size(image_shape)} values but each "
+                f"unit of {label} has {n_inputs} inputs; give a shape whose product is "
+                f"{n_inputs}."
+            )
+        return _squeezed(image_shape, last, explicit=True)
+    for candidate in (meta.get("layer_inputs", {}).get(layer), meta.get("input_shape")):
+        if candidate and _size(candidate) == n_inputs:
+            return _squeezed(candidate, last)
+    if meta.get("layer_inputs"):
+        return (n_inputs,), last  # the layer's own input was recorded: flat features
     side = math.isqrt(n_inputs)
     if side * side == n_inputs:
-        return (side, side)
+        return (side, side), last
     raise WeightlapseError(
         f"Cannot guess the image shape of {label}'s {n_inputs} inputs (not a square, and the "
-        f"run has no input_shape). Pass image_shape=(height, width)."
+        f"run has no input shape). Pass image_shape=(height, width)."
     )
+
+
+def _squeezed(
+    shape: Sequence[int], last: bool, explicit: bool = False
+) -> tuple[tuple[int, ...], bool]:
+    dims = tuple(int(d) for d in shape)
+    if len(dims) == 3 and dims[-1 if last else 0] == 1:  # one channel: a plain image
+        dims = dims[:-1] if last else dims[1:]
+    if len(dims) == 3 and explicit and 3 in (dims[0], dims[-1]) and dims[0] != dims[-1]:
+        last = dims[-1] == 3  # a given RGB shape says where its channels are
+    return dims, last
 
 
 def _size(shape: Sequence[int] | None) -> int:
