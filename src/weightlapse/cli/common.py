@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +14,10 @@ import typer
 from rich.console import Console
 
 from weightlapse.errors import WeightlapseError
+
+# A damaged chunk can fail several of zarr's concurrent reads; the first failure is said
+# in one line, the others must not follow it as "Task exception was never retrieved".
+logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 # Piped output (CI logs, files) gets room for wide tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
