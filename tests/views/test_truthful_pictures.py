@@ -114,3 +114,65 @@ def test_an_animation_title_states_the_scale_it_draws(tmp_path):
     panels = [IMAGE_VIEWS["weights"](run, "k", step=s, image_shape=(2, 2)) for s in (0, 1)]
     _share_limits(panels)
     assert "scale ±0.77" in panels[0].heading and "scale ±0.407" not in panels[0].heading
+
+
+def test_an_all_zero_map_shows_nothing_and_has_a_colour_bar():
+    from weightlapse.views.attributions import attribution_grid, attribution_overlay
+
+    digit = np.zeros((8, 8))
+    digit[2:6, 3:5] = 1.0
+    fig = attribution_overlay(digit, np.zeros((8, 8)))
+    map_axes = fig.axes[1]
+    assert len(map_axes.images) == 1  # the map alone: no digit under it
+    assert np.ptp(map_axes.images[0].get_array()) == 0
+    assert len(fig.axes) == 3  # input, map, colour bar
+    grid = attribution_grid(digit[None], {"saliency": np.zeros((1, 8, 8))})
+    assert [len(ax.images) for ax in grid.axes[:2]] == [1, 1] and len(grid.axes) == 3
+
+
+def test_a_dense_change_heat_map_is_drawn_per_unit_or_wrapped(tmp_path):
+    meta = {"layer_inputs": {"fc": [4, 3, 3], "flat": [784]}, "channels": "first"}
+    with weightlapse.create(tmp_path / "r", snapshots=1, meta=meta) as run:
+        run.describe("fc.weight", layout="out,in", layer="fc")
+        run.describe("flat.weight", layout="out,in", layer="flat")
+        rng = np.random.default_rng(0)
+        for step in range(2):
+            run.log(
+                step,
+                {"fc.weight": rng.normal(size=(5, 36)), "flat.weight": rng.normal(size=(10, 784))},
+            )
+    run = weightlapse.open(tmp_path / "r")
+    from weightlapse.views.heatmap import heatmap_panels
+
+    maps = heatmap_panels(run, "fc.weight", step=1, minus_step=0)
+    assert len(maps.images) == 5 and "4 maps of 3x3" in maps.title and "minus step 0" in maps.title
+    change = run["fc.weight"].at(1) - run["fc.weight"].at(0)
+    np.testing.assert_allclose(maps.images[2][0:3, 0:3], change[2].reshape(4, 3, 3)[0])
+    strip = heatmap_panels(run, "flat.weight", step=1, minus_step=0)
+    assert "wrapped every 64" in strip.title and strip.images[0].shape[0] > 100
+
+
+def test_a_long_title_is_wrapped_not_cut(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    name = "functional/layers/sequential/layers/conv2d/vars/0/a/very/long/name/indeed/" * 2
+    fig = weightlapse.weight_images(np.ones((4, 2)), name, image_shape=(2, 2))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig._suptitle.get_window_extent(canvas.get_renderer())
+    width = fig.get_figwidth() * fig.dpi
+    assert box.x0 >= 0 and box.x1 <= width + 1
+
+
+def test_the_neuron_figure_labels_the_steps_of_both_panels(tmp_path):
+    from weightlapse.demos.neuron import neuron_figure
+
+    with weightlapse.create(tmp_path / "r") as run:
+        for step in range(5):
+            run.log(step, {"dense/kernel": np.ones((2, 1)) * step, "dense/bias": np.ones(1)})
+    fig = neuron_figure(weightlapse.open(tmp_path / "r"), "dense/kernel", "dense/bias", "x")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    top = fig.axes[0]
+    assert any(label.get_visible() and label.get_text() for label in top.get_xticklabels())

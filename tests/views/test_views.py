@@ -67,7 +67,7 @@ def test_nan_and_inf_get_their_own_colours_in_the_pixels():
     assert tuple(rgba[1, 1]) == pytest.approx(to_rgba(NAN_COLOR), abs=1 / 255)  # element 5
     assert tuple(rgba[1, 2]) == pytest.approx(to_rgba(POSINF_COLOR), abs=1 / 255)
     assert tuple(rgba[1, 3]) == pytest.approx(to_rgba(NEGINF_COLOR), abs=1 / 255)
-    assert "1 NaN, 2 Inf" in fig._suptitle.get_text()
+    assert "1 NaN, 2 Inf" in " ".join(fig._suptitle.get_text().split())
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     pixels = np.asarray(canvas.buffer_rgba())[..., :3].reshape(-1, 3).astype(int)

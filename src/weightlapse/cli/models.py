@@ -158,7 +158,10 @@ def explain(
     ),
     layer: str | None = typer.Option(None, help="The layer for gradcam (the last conv)."),
     target: int | None = typer.Option(None, help="The class to explain (default: the top)."),
-    alpha: float = typer.Option(0.5, help="Opacity of the map over the input."),
+    alpha: float = typer.Option(0.5, help="Opacity of the map over the input (--overlay)."),
+    overlay: bool = typer.Option(
+        False, "--overlay", help="Draw maps over the input (default: beside it, on its own)."
+    ),
     trust_pickle: bool = TrustOpt,
 ) -> None:
     """What a saved model responds to in an input, by one or more attribution methods."""
@@ -171,6 +174,7 @@ def explain(
         layer=layer,
         target=target,
         alpha=alpha,
+        overlay=overlay,
         trust_pickle=trust_pickle,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

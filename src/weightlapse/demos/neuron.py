@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from weightlapse.demos.frameworks import check_framework
+from weightlapse.run import Run
 from weightlapse.run import open as open_run
 from weightlapse.views.trajectories import trajectories
 
@@ -92,6 +93,17 @@ def _train_keras(run_path: Path, seed: int) -> tuple[float, float, str, str]:
     return before, float(model.evaluate(x_test, y_test, verbose=0)), "dense/kernel", "dense/bias"
 
 
+def neuron_figure(run: Run, kernel: str, bias: str, framework: str) -> Figure:
+    """The story's figure: the two weights over the batches, the bias below."""
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    trajectories(run, kernel, ax=top, title=f"{framework}: the two weights over batches")
+    trajectories(run, bias, ax=bottom, title="bias")
+    top.tick_params(labelbottom=True)  # shared steps, but each panel says them
+    top.set_xlabel("step")
+    return fig
+
+
 def run_neuron(
     framework: str = "torch",
     out_dir: str | Path = "weightlapse-demo",
@@ -110,12 +122,8 @@ def run_neuron(
     train = _train_torch if framework == "torch" else _train_keras
     before, after, kernel, bias = train(run_path, seed)
     run = open_run(run_path)
-    fig = Figure(figsize=(8, 6), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
-    trajectories(run, kernel, ax=top, title=f"{framework}: the two weights over batches")
-    trajectories(run, bias, ax=bottom, title="bias")
     figure_path = out / f"neuron-{framework}.png"
-    fig.savefig(figure_path, dpi=110)
+    neuron_figure(run, kernel, bias, framework).savefig(figure_path, dpi=110)
     weights = run[kernel].at(-1).reshape(-1)
     return NeuronResult(
         framework,

@@ -21,6 +21,7 @@ def explain(
     layer: str | None = None,
     target: int | None = None,
     alpha: float = 0.5,
+    overlay: bool = False,
     trust_pickle: bool = False,
 ) -> Figure:
     """The input beside one method's map, or a grid of the input under several methods.
@@ -36,5 +37,7 @@ def explain(
         maps[name] = method.attribute(x, target=target, layer=layer if method.needs_layer else None)
     if len(maps) == 1:
         name, values = next(iter(maps.items()))
-        return attribution_overlay(x[0], values[0], alpha=alpha, side_by_side=True, title=name)
-    return attribution_grid(x[:1], maps, alpha=alpha)
+        return attribution_overlay(
+            x[0], values[0], alpha=alpha, side_by_side=not overlay, title=name
+        )
+    return attribution_grid(x[:1], maps, alpha=alpha, overlay=overlay)

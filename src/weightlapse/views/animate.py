@@ -20,7 +20,7 @@ from rich.progress import track
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.run import Run
-from weightlapse.views.panels import Panels, draw_panels, update_panels
+from weightlapse.views.panels import Panels, draw_panels, fit_title, update_panels
 from weightlapse.views.registry import VIEWS
 
 # What animates, from the one registry: image views by their panels, timeline views
@@ -80,7 +80,7 @@ def frames(
         fig.set_dpi(dpi)
         for i in iterate:
             update_panels(fig, panels[i])
-            fig.suptitle(f"{panels[i].heading}\n{captions[i]}")
+            fig.suptitle(fit_title(f"{panels[i].heading}\n{captions[i]}", fig))
             rendered.append(_pixels(canvas))
     else:
         fig = TIMELINE_VIEWS[view](run, name, **options)

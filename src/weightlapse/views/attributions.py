@@ -51,13 +51,15 @@ def attribution_overlay(
     *,
     alpha: float = 0.5,
     cmap: str = HEAT,
-    side_by_side: bool = False,
+    side_by_side: bool = True,
     title: str = "",
     ax: Axes | None = None,
 ) -> Figure:
-    """The map over its input (`alpha` of the map), or the two side by side.
+    """The input and the map on its own beside it, with a colour bar (default); with
+    `side_by_side=False`, the map over its input at `alpha` (an input under a map can
+    look like structure the map does not have: the overlay is asked for, never assumed).
 
-    >>> attribution_overlay(x[0], Saliency(model).attribute(x[:1])[0], alpha=0.6)
+    >>> attribution_overlay(x[0], Saliency(model).attribute(x[:1])[0])
     """
     picture, gray = as_picture(image)
     heat = as_heat(attribution)
@@ -85,16 +87,22 @@ def attribution_overlay(
 
 
 def attribution_grid(
-    images: Any, maps: Mapping[str, Any], *, alpha: float = 0.5, cmap: str = HEAT
+    images: Any,
+    maps: Mapping[str, Any],
+    *,
+    alpha: float = 0.5,
+    cmap: str = HEAT,
+    overlay: bool = False,
 ) -> Figure:
-    """Rows: inputs; columns: the input, then each method's map over it. One input and
+    """Rows: inputs; columns: the input, then each method's map on its own with a colour
+    bar (`overlay=True` draws each map over its input at `alpha` instead). One input and
     many methods, or many inputs and one method, are the two usual cases.
 
     >>> attribution_grid(x[:3], {"saliency": s, "gradcam": g, "guided": gb})
     """
     images = list(images)
     names = list(maps)
-    fig = Figure(figsize=(2.2 * (1 + len(names)), 2.2 * len(images) + 0.4), layout="constrained")
+    fig = Figure(figsize=(2.6 * (1 + len(names)), 2.2 * len(images) + 0.4), layout="constrained")
     axes = fig.subplots(len(images), 1 + len(names), squeeze=False)
     for row, image in enumerate(images):
         picture, gray = as_picture(image)
@@ -102,12 +110,19 @@ def attribution_grid(
         axes[row, 0].imshow(picture, cmap=gray, extent=extent)
         for col, name in enumerate(names, start=1):
             heat = as_heat(np.asarray(maps[name])[row])
-            axes[row, col].imshow(picture, cmap=gray, extent=extent)
-            axes[row, col].imshow(
-                heat, cmap=cmap, alpha=alpha, extent=extent, interpolation="bilinear"
+            ax = axes[row, col]
+            if overlay:
+                ax.imshow(picture, cmap=gray, extent=extent)
+            shown = ax.imshow(
+                heat,
+                cmap=cmap,
+                alpha=alpha if overlay else None,
+                extent=extent,
+                interpolation="bilinear" if overlay else "nearest",
             )
+            fig.colorbar(shown, ax=ax, shrink=0.8)
             if row == 0:
-                axes[row, col].set_title(name)
+                ax.set_title(name)
         if row == 0:
             axes[row, 0].set_title("input")
     for ax in axes.flat:

@@ -76,6 +76,10 @@ def heatmap_panels(
             where = f": step {step} minus step {minus_step}"
     else:
         values, where = np.asarray(source, dtype=np.float64), ""
+    if isinstance(source, Run) and values.ndim == 2:
+        per_unit = _per_unit(source, name or "", values, limit, where, minus_step)
+        if per_unit is not None:
+            return per_unit
     matrix = as_matrix(values)
     shown, (fr, fc) = block_reduce(matrix, max_size, reduce)
     how = "" if (fr, fc) == (1, 1) else f"; {reduce} of {fr}x{fc} blocks"
@@ -92,6 +96,34 @@ def heatmap_panels(
     )
 
 
+def _per_unit(
+    run: Run, name: str, values: np.ndarray, limit: float | None, where: str, minus: int | None
+) -> Panels | None:
+    """A dense weight whose inputs are an image, or a long strip of flat features, reads
+    better unit by unit: in the input's shape, or each unit's row wrapped."""
+    from weightlapse.views.weight_images import weight_panels
+
+    history = run[name]
+    layer_input = run.meta.get("layer_inputs", {}).get(history.layer)
+    strip = max(values.shape) > 8 * min(values.shape)
+    if not (strip or (layer_input and len(layer_input) > 1)):
+        return None
+    try:
+        panels = weight_panels(
+            values,
+            name,
+            meta=run.meta,
+            layer=history.layer,
+            layout=history.layout,
+            limit=limit or symmetric_limit(values),
+        )
+    except WeightlapseError:
+        return None  # no shape to draw it in: the plain matrix
+    panels.title = f"{name}{where}" + panels.title.removeprefix(name)
+    panels.colorbar_label = "difference" if minus is not None else "value"
+    return panels
+
+
 def heatmap(
     source: Run | np.ndarray,
     name: str | None = None,
@@ -106,6 +138,8 @@ def heatmap(
     >>> heatmap(np.random.randn(4096, 4096), reduce="maxabs")  # 8x8 blocks, said in the title
     """
     panels = heatmap_panels(source, name, step=step, **options)
+    if len(panels.images) > 1:  # unit by unit: the panels' own layout
+        return draw_panels(panels, fig=fig)
     rows, cols = panels.images[0].shape
     size = (min(12.0, 3 + cols / 40), min(12.0, 1.5 + rows / 40))
     return draw_panels(panels, fig=fig or Figure(figsize=size, layout="constrained"))

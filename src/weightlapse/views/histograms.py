@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Histograms, Run
 from weightlapse.views.colors import SEQUENTIAL, colormap
-from weightlapse.views.panels import figure_and_axes
+from weightlapse.views.panels import figure_and_axes, fit_title
 
 
 def common_grid(hist: Histograms, value_bins: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +84,9 @@ def histograms_over_time(
     if bad.any():
         first = int(stats.steps[np.argmax(bad > 0)])
         note = f"; NaN/Inf from step {first} (max {int(bad.max())} elements)"
-    ax.set_title(f"{name} ({kind}): histograms at all {len(hist.steps)} recorded steps{note}")
+    ax.set_title(
+        fit_title(f"{name} ({kind}): histograms at all {len(hist.steps)} recorded steps{note}", fig)
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("value")
     return fig
@@ -126,5 +128,5 @@ def histogram_ridgeline(
         ax.text(centres[0], offset + 0.1, f"step {recorded[i]} ", ha="right", fontsize="small")
     ax.set_yticks([])
     ax.set_xlabel("value")
-    ax.set_title(f"{name} ({kind}): histograms of {len(picks)} steps")
+    ax.set_title(fit_title(f"{name} ({kind}): histograms of {len(picks)} steps", fig))
     return fig

@@ -4,6 +4,7 @@ shared, and so is updating them in place, which is what makes animations fast.""
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,7 @@ def draw_panels(panels: Panels, fig: Figure | None = None, panel_inches: float =
         ax.set_title(panels.titles[i], fontsize="small")
     if panels.colorbar_label and shown is not None and panels.shared_scale:
         fig.colorbar(shown, ax=axes, shrink=0.8, label=panels.colorbar_label)
-    fig.suptitle(panels.heading)
+    fig.suptitle(fit_title(panels.heading, fig))
     return fig
 
 
@@ -84,7 +85,7 @@ def update_panels(fig: Figure, panels: Panels) -> None:
         image.set_clim(lo, hi)
     for ax, title in zip([ax for ax in fig.axes if ax.images], panels.titles):
         ax.set_title(title, fontsize="small")
-    fig.suptitle(panels.heading)
+    fig.suptitle(fit_title(panels.heading, fig))
 
 
 def _display(data: np.ndarray, limit: float) -> np.ndarray:
@@ -123,6 +124,12 @@ def tile_with_gaps(cells: np.ndarray, ncols: int | None = None) -> tuple[np.ndar
     mosaic = tile(cells, ncols)
     gaps = tile(np.zeros(cells.shape[:3]), ncols, pad_value=1.0) == 1.0
     return mosaic, gaps
+
+
+def fit_title(text: str, fig: Figure) -> str:
+    """A title wrapped to the figure's width: a long name must not be cut at the left."""
+    chars = max(20, int(fig.get_figwidth() * 10))
+    return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
 
 
 def figure_and_axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Axes]:

@@ -16,7 +16,7 @@ from weightlapse.errors import UnknownNameError, UnknownTensorError, Weightlapse
 from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.views.colors import DIVERGING, NAN_COLOR, NOT_RECORDED_COLOR, colormap
-from weightlapse.views.panels import figure_and_axes
+from weightlapse.views.panels import figure_and_axes, fit_title
 
 USUAL_UPDATE_RATIO = 1e-3
 
@@ -213,5 +213,5 @@ def overview(
     ticks = np.unique(np.linspace(0, len(steps) - 1, min(8, len(steps))).astype(int))
     ax.set_xticks(ticks + 0.5, [str(int(steps[t])) for t in ticks])
     ax.set_xlabel("step")
-    ax.set_title(f"{kind} {stat} of every tensor over training")
+    ax.set_title(fit_title(f"{kind} {stat} of every tensor over training", fig))
     return fig

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from weightlapse.run import Run, Trajectory
 from weightlapse.views.colors import nonfinite_note
-from weightlapse.views.panels import figure_and_axes
+from weightlapse.views.panels import figure_and_axes, fit_title
 
 
 def trajectories(
@@ -36,7 +36,8 @@ def trajectories(
     ax.set_xlabel("step")
     ax.set_ylabel(f"{kind} value")
     note = nonfinite_note(traj.values)
-    ax.set_title(title or f"{name}: {len(labels)} element(s) over {len(traj.steps)} steps{note}")
+    default = f"{name}: {len(labels)} element(s) over {len(traj.steps)} steps{note}"
+    ax.set_title(fit_title(title or default, fig))
     if 0 < len(labels) <= 12:
         ax.legend(fontsize="small", loc="best")
     ax.grid(True, alpha=0.3)

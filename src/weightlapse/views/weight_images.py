@@ -33,10 +33,13 @@ def weight_panels(
     ncols: int | None = None,
     cmap: str = DIVERGING,
     limit: float | None = None,
+    meta: dict[str, Any] | None = None,
+    layer: str = "",
+    layout: str = "",
 ) -> Panels:
-    """The data of `weight_images` at one step; `limit` fixes the colour scale (+/-limit)."""
-    meta: dict[str, Any] = {}
-    layout, layer = "", ""
+    """The data of `weight_images` at one step; `limit` fixes the colour scale (+/-limit).
+    For an array, `meta`, `layer` and `layout` say what a run would (input shapes)."""
+    meta = dict(meta or {})
     if isinstance(source, Run):
         if name is None:
             raise WeightlapseError("weight_images(run, name): name the tensor to draw.")
