@@ -33,11 +33,11 @@ def test_heat_is_the_largest_magnitude_over_channels():
 def test_overlay_and_side_by_side_draw_the_map_over_the_input():
     model, x = model_and_inputs()
     maps = Saliency(model).attribute(x[:1], target=0)
-    fig = attribution_overlay(x[0], maps[0], alpha=0.3)
+    fig = attribution_overlay(x[0], maps[0], alpha=0.3, side_by_side=False)  # asked for
     image, heat = fig.axes[0].images
     np.testing.assert_allclose(heat.get_array(), np.abs(maps[0, 0]))
     assert heat.get_alpha() == 0.3 and heat.get_extent() == image.get_extent()
-    side = attribution_overlay(x[0], maps[0], side_by_side=True)
+    side = attribution_overlay(x[0], maps[0])  # the default: the map on its own
     assert len([ax for ax in side.axes if ax.images]) == 2
 
 
@@ -50,7 +50,9 @@ def test_grid_of_methods_by_inputs():
     fig = attribution_grid(x, maps)
     drawn = [ax for ax in fig.axes if ax.images]
     assert len(drawn) == 3 * 3
-    np.testing.assert_allclose(drawn[2 * 3 + 2].images[1].get_array(), maps["gradcam"][2])
+    np.testing.assert_allclose(drawn[2 * 3 + 2].images[0].get_array(), maps["gradcam"][2])
+    over = [ax for ax in attribution_grid(x, maps, overlay=True).axes if ax.images]
+    np.testing.assert_allclose(over[2 * 3 + 2].images[1].get_array(), maps["gradcam"][2])
 
 
 def test_maps_recorded_over_training_equal_the_maps_at_that_step(tmp_path):
