@@ -46,6 +46,29 @@ def _is_relu(fn: Any) -> bool:
     return getattr(fn, "__name__", "") == "relu"
 
 
+def _leaky(layer: Any) -> str:
+    """What makes a layer a ReLU the rules are not defined for ('' when none)."""
+    if isinstance(layer, keras.layers.LeakyReLU):
+        return "a LeakyReLU"
+    if isinstance(layer, keras.layers.ReLU):
+        slope = float(getattr(layer, "negative_slope", 0) or 0)
+        threshold = float(getattr(layer, "threshold", 0) or 0)
+        if slope or threshold:
+            return f"a ReLU with negative_slope={slope:g}, threshold={threshold:g}"
+    name = getattr(getattr(layer, "activation", None), "__name__", "")
+    if name in ("leaky_relu", "elu", "gelu", "silu", "selu"):
+        return f"activated by {name}"
+    return ""
+
+
+def _clipped(relu: Any, max_value: Any) -> Any:
+    """The rule's ReLU, then the layer's own clip (ReLU(max_value=...)): the forward
+    pass equals the layer's; no gradient passes where it clips."""
+    if max_value is None:
+        return relu
+    return lambda x, *args, **kwargs: keras.ops.minimum(relu(x), float(max_value))
+
+
 class KerasBackend(Backend):
     def __init__(self, model: keras.Model) -> None:
         self.model = model
@@ -123,9 +146,16 @@ class KerasBackend(Backend):
         relu = _rule_relu(rule)
         patched: list[tuple[Any, str, Any]] = []
         for layer in all_layers(self.model):
+            refused = _leaky(layer)
+            if refused:
+                raise WeightlapseError(
+                    f"The {rule} rule is defined for ReLU; layer {layer.name!r} is {refused}, "
+                    "where the rule would change what the network computes. Use Saliency "
+                    "or Integrated Gradients for this model."
+                )
             if isinstance(layer, keras.layers.ReLU):
                 patched.append((layer, "call", layer.call))
-                layer.call = relu
+                layer.call = _clipped(relu, layer.max_value)  # the forward stays the layer's
             elif _is_relu(getattr(layer, "activation", None)):
                 patched.append((layer, "activation", layer.activation))
                 layer.activation = relu

@@ -15,30 +15,57 @@ from weightlapse.frameworks.torch import eval_mode, modules_by_name, unwrap
 from weightlapse.interpret.backends import Backend
 
 
+def _rule_gradient(rule: str, grad: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    if rule == "deconvnet":  # only positive gradients, whatever the input was
+        return grad.clamp(min=0)
+    if rule == "guided":  # positive gradients where the input was positive
+        return grad.clamp(min=0) * positive
+    return grad * positive
+
+
 class ReluRule(torch.autograd.Function):
-    """max(x, 0) forward; backward by the chosen rule."""
+    """max(x, 0) forward, exactly as the plain ReLU; backward by the chosen rule."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:
-        ctx.save_for_backward(x)
+        out = x.clamp(min=0)
+        ctx.save_for_backward(out)
         ctx.rule = rule
-        return x.clamp(min=0)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        if ctx.rule == "deconvnet":  # only positive gradients, whatever the input was
-            return grad.clamp(min=0), None
-        if ctx.rule == "guided":  # positive gradients where the input was positive
-            return grad.clamp(min=0) * (x > 0), None
-        return grad * (x > 0), None
+        (out,) = ctx.saved_tensors
+        return _rule_gradient(ctx.rule, grad, out > 0), None
 
 
-RELU_FUNCTIONS = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+class InplaceReluRule(torch.autograd.Function):
+    """ReLU in place, as `relu_` and `inplace=True` do: code that does not reassign
+    (`h.relu_(); return fc(h)`) must see the rectified `h` under the rule too."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:
+        x.clamp_(min=0)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x)  # positive after the clamp iff positive before it
+        ctx.rule = rule
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (out,) = ctx.saved_tensors
+        return _rule_gradient(ctx.rule, grad, out > 0), None
+
+
+RELU_FUNCTIONS = {torch.relu, F.relu, torch.Tensor.relu}
+INPLACE_RELU_FUNCTIONS = {torch.relu_, F.relu_, torch.Tensor.relu_}
+# The rules are defined for ReLU; on these they would silently change the function.
+REFUSED = {F.leaky_relu, F.leaky_relu_, torch.nn.functional.elu, F.gelu, F.silu, F.prelu}
 
 
 class ReluRuleMode(TorchFunctionMode):
-    """Every ReLU call inside it backpropagates by `rule` (in-place ones run out of place)."""
+    """Every ReLU call inside it backpropagates by `rule`; the forward pass is unchanged
+    (in-place ReLUs stay in place). A leaky or smooth ReLU is refused."""
 
     def __init__(self, rule: str) -> None:
         super().__init__()
@@ -48,10 +75,23 @@ class ReluRuleMode(TorchFunctionMode):
     def __torch_function__(
         self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
     ) -> Any:
+        kwargs = kwargs or {}
+        inplace = func in INPLACE_RELU_FUNCTIONS or (
+            func is F.relu and (kwargs.get("inplace") or (len(args) > 1 and args[1]))
+        )
+        if inplace:
+            self.calls += 1
+            return InplaceReluRule.apply(args[0], self.rule)
         if func in RELU_FUNCTIONS:
             self.calls += 1
             return ReluRule.apply(args[0], self.rule)
-        return func(*args, **(kwargs or {}))
+        if func in REFUSED:
+            raise WeightlapseError(
+                f"The {self.rule} rule is defined for ReLU; this model also uses "
+                f"{getattr(func, '__name__', func)}, where the rule would change what the "
+                "network computes. Use Saliency or Integrated Gradients for it."
+            )
+        return func(*args, **kwargs)
 
 
 class TorchBackend(Backend):
