@@ -40,3 +40,17 @@ class Backend:
                 "class index, or one per input."
             )
         return target
+
+
+OUTPUTS = ("logits", "model")
+
+
+def check_output(output: str) -> str:
+    """What a method attributes to: 'logits', the class scores (before a final softmax:
+    what Simonyan et al. define), or 'model', the model's own output."""
+    if output not in OUTPUTS:
+        raise WeightlapseError(
+            f"output={output!r}: attribute to 'logits' (the class scores before a final "
+            "softmax) or to 'model' (the model's own output)."
+        )
+    return output

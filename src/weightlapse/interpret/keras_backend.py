@@ -12,7 +12,7 @@ import numpy as np
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.frameworks.keras import all_layers, keras, probe_model
-from weightlapse.interpret.backends import Backend
+from weightlapse.interpret.backends import Backend, check_output
 
 
 def _rule_relu(rule: str) -> Any:
@@ -43,7 +43,11 @@ def _rule_relu(rule: str) -> Any:
 
 
 def _is_relu(fn: Any) -> bool:
-    return getattr(fn, "__name__", "") == "relu"
+    return _named(fn, "relu")
+
+
+def _named(fn: Any, name: str) -> bool:
+    return getattr(fn, "__name__", "") == name
 
 
 def _leaky(layer: Any) -> str:
@@ -70,8 +74,9 @@ def _clipped(relu: Any, max_value: Any) -> Any:
 
 
 class KerasBackend(Backend):
-    def __init__(self, model: keras.Model) -> None:
+    def __init__(self, model: keras.Model, output: str = "logits") -> None:
         self.model = model
+        self.output = check_output(output)
         self.name = keras.backend.backend()
         if self.name not in ("tensorflow", "torch"):
             raise WeightlapseError(
@@ -105,7 +110,7 @@ class KerasBackend(Backend):
 
     def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
         target = self.resolve_target(x, target)
-        with self._relu_rule(rule):
+        with self._relu_rule(rule), self._scores():
             _, grad = self._grad(lambda xt: self._score(self.model(xt, training=False), target), x)
         return np.asarray(keras.ops.convert_to_numpy(grad))
 
@@ -116,6 +121,12 @@ class KerasBackend(Backend):
         if layer not in names:
             raise UnknownNameError(layer, names, what="layer")
         target = self.resolve_target(x, target)
+        with self._scores():
+            return self._layer_gradient(x, target, layer)
+
+    def _layer_gradient(
+        self, x: np.ndarray, target: np.ndarray, layer: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         probe = probe_model(self.model, [layer])
         if self.name == "tensorflow":
             import tensorflow as tf
@@ -137,6 +148,32 @@ class KerasBackend(Backend):
                 "Grad-CAM needs a convolutional layer's (N, H, W, C)."
             )
         return np.moveaxis(acts_np, -1, 1), np.moveaxis(grad_np, -1, 1)  # to (N, C, H, W)
+
+    @contextlib.contextmanager
+    def _scores(self) -> Iterator[None]:
+        """With output='logits', a final softmax (an activation or a layer) is skipped for
+        the pass, so gradients are of the class scores."""
+        last = self.model.layers[-1] if self.model.layers else None
+        activation = getattr(last, "activation", None)
+        if self.output == "model" or last is None:
+            yield
+        elif isinstance(last, keras.layers.Softmax) or (
+            isinstance(last, keras.layers.Activation) and _named(activation, "softmax")
+        ):
+            original = last.call
+            last.call = lambda inputs, *args, **kwargs: inputs
+            try:
+                yield
+            finally:
+                last.call = original
+        elif _named(activation, "softmax"):
+            last.activation = keras.activations.linear
+            try:
+                yield
+            finally:
+                last.activation = activation
+        else:
+            yield
 
     @contextlib.contextmanager
     def _relu_rule(self, rule: str) -> Iterator[None]:

@@ -5,9 +5,13 @@
     cam = GradCAM(model).attribute(x, layer="conv2")  # shaped like the layer's maps (N, H, W)
 
 Every method is built from a model and answers `attribute(inputs, target=..., layer=...)`
-with NumPy arrays. `target` is a class index (or one per input); None takes each
-input's top class. The frameworks differ only in a small backend (gradients, layer
-hooks and the ReLU backward rule): see `weightlapse.interpret.backends`.
+with NumPy arrays. Gradients are of the class score: the logit before a final softmax
+(module, functional or Keras activation), as Simonyan et al. define it, not of a
+probability, whose gradient vanishes as the model grows sure. `Method(model,
+output="model")` attributes to the model's own output instead. `target` is a class
+index (or one per input); None takes each input's top class. The frameworks differ only
+in a small backend (gradients, layer hooks and the ReLU backward rule): see
+`weightlapse.interpret.backends`.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ from weightlapse.frameworks import framework_of
 from weightlapse.interpret.backends import Backend
 
 
-def backend_for(model: Any) -> Backend:
+def backend_for(model: Any, output: str = "logits") -> Backend:
     """The gradient backend of the model's framework (imported only when used)."""
     if framework_of(model) == "torch":
         from weightlapse.interpret.torch_backend import TorchBackend
 
-        return TorchBackend(model)
+        return TorchBackend(model, output)
     from weightlapse.interpret.keras_backend import KerasBackend
 
-    return KerasBackend(model)
+    return KerasBackend(model, output)
 
 
 class Method:
@@ -39,9 +43,9 @@ class Method:
     needs_layer = False
     options: tuple[str, ...] = ()  # the method's own keyword options
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, output: str = "logits") -> None:
         self.model = model
-        self.backend: Backend = backend_for(model)
+        self.backend: Backend = backend_for(model, output)
 
     def attribute(
         self, inputs: Any, target: Any = None, layer: str | None = None, **options: Any

@@ -12,7 +12,7 @@ from torch.overrides import TorchFunctionMode
 
 from weightlapse.errors import UnknownNameError, WeightlapseError
 from weightlapse.frameworks.torch import eval_mode, modules_by_name, unwrap
-from weightlapse.interpret.backends import Backend
+from weightlapse.interpret.backends import Backend, check_output
 
 
 def _rule_gradient(rule: str, grad: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
@@ -94,9 +94,41 @@ class ReluRuleMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+SOFTMAX_FUNCTIONS = {
+    torch.softmax,
+    F.softmax,
+    torch.Tensor.softmax,
+    torch.log_softmax,
+    F.log_softmax,
+    torch.Tensor.log_softmax,
+}
+
+
+class FinalSoftmax(TorchFunctionMode):
+    """Remembers what each softmax was given, so a model's output that is a softmax can be
+    traced back to its scores (module, functional or method softmax alike)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func in SOFTMAX_FUNCTIONS:
+            self.given[id(out)] = (out, args[0])
+        return out
+
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        pair = self.given.get(id(out))
+        return pair[1] if pair is not None and pair[0] is out else out
+
+
 class TorchBackend(Backend):
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, output: str = "logits") -> None:
         self.model = model
+        self.output = check_output(output)
         try:
             self.device = next(model.parameters()).device
         except StopIteration:
@@ -109,6 +141,14 @@ class TorchBackend(Backend):
         with torch.no_grad(), eval_mode(self.model):
             return self.model(self._tensor(x)).float().cpu().numpy()
 
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output, or with output='logits' the scores a final softmax took."""
+        if self.output == "model":
+            return self.model(x)
+        with FinalSoftmax() as softmax:
+            out = self.model(x)
+        return softmax.scores(out)
+
     def _score(self, out: torch.Tensor, target: np.ndarray) -> torch.Tensor:
         index = torch.as_tensor(target, device=out.device)[:, None]
         return out.reshape(len(out), -1).gather(1, index).sum()
@@ -118,10 +158,10 @@ class TorchBackend(Backend):
         xt = self._tensor(x, grad=True)
         with eval_mode(self.model):
             if rule == "gradient":
-                out = self.model(xt)
+                out = self._forward(xt)
             else:
                 with ReluRuleMode(rule) as mode, _unreached_relus(self.model, mode):
-                    out = self.model(xt)
+                    out = self._forward(xt)
                 if mode.calls == 0:
                     raise WeightlapseError(
                         f"The {rule} rule changes how gradients pass ReLUs, "
@@ -147,7 +187,7 @@ class TorchBackend(Backend):
             ) from None
         try:
             with eval_mode(self.model):
-                out = self.model(self._tensor(x))
+                out = self._forward(self._tensor(x))
                 (grad,) = torch.autograd.grad(self._score(out, target), kept[0])
         finally:
             handle.remove()
