@@ -156,7 +156,14 @@ def explain(
         help="saliency, smoothgrad, deconvnet, guided, integrated, "
         "gradcam, gradcam++ (repeat for a grid).",
     ),
-    layer: str | None = typer.Option(None, help="The layer for gradcam (the last conv)."),
+    layer: str | None = typer.Option(
+        None, help="The layer: for gradcam (the last conv), or whose feature map to project."
+    ),
+    top: int | None = typer.Option(
+        None,
+        help="With --layer: Zeiler and Fergus' figure: the inputs (a .npy batch) that "
+        "activate the layer's most active maps most, and their projections.",
+    ),
     target: int | None = typer.Option(None, help="The class to explain (default: the top)."),
     alpha: float = typer.Option(0.5, help="Opacity of the map over the input (--overlay)."),
     overlay: bool = typer.Option(
@@ -175,6 +182,7 @@ def explain(
         target=target,
         alpha=alpha,
         overlay=overlay,
+        top=top,
         trust_pickle=trust_pickle,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,12 @@ class Backend:
     def predict(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
+    def input_gradient(
+        self, x: np.ndarray, target: Any, rule: str, feature: tuple[str, Any] | None = None
+    ) -> np.ndarray:
         """d score[target] / d input, with `rule` ('gradient', 'deconvnet', 'guided')
-        used for the backward pass through every ReLU."""
+        used for the backward pass through every ReLU. With `feature` (layer, channel per
+        input) the score is instead that feature map's strongest activation."""
         raise NotImplementedError
 
     def layer_gradient(

@@ -108,10 +108,33 @@ class KerasBackend(Backend):
         onehot = np.eye(out.shape[-1], dtype="float32")[target]
         return keras.ops.sum(out * keras.ops.convert_to_tensor(onehot))
 
-    def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
-        target = self.resolve_target(x, target)
-        with self._relu_rule(rule), self._scores():
-            _, grad = self._grad(lambda xt: self._score(self.model(xt, training=False), target), x)
+    def input_gradient(
+        self, x: np.ndarray, target: Any, rule: str, feature: tuple[str, Any] | None = None
+    ) -> np.ndarray:
+        if feature is None:
+            target = self.resolve_target(x, target)
+            with self._relu_rule(rule), self._scores():
+                _, grad = self._grad(
+                    lambda xt: self._score(self.model(xt, training=False), target), x
+                )
+            return np.asarray(keras.ops.convert_to_numpy(grad))
+        layer, channels = feature
+        names = [lay.name for lay in self.model.layers]
+        if layer not in names:
+            raise UnknownNameError(layer, names, what="layer")
+        with self._relu_rule(rule, require=False):  # a first layer's map has none before it
+            probe = probe_model(self.model, [layer])
+
+            def score(xt: Any) -> Any:
+                maps = probe(xt, training=False)[0]  # (N, ..., C): channels last
+                picked = keras.ops.take_along_axis(
+                    keras.ops.reshape(maps, (maps.shape[0], -1, maps.shape[-1])),
+                    keras.ops.convert_to_tensor(np.asarray(channels).reshape(-1, 1, 1)),
+                    axis=2,
+                )
+                return keras.ops.sum(keras.ops.max(picked, axis=(1, 2)))
+
+            _, grad = self._grad(score, x)
         return np.asarray(keras.ops.convert_to_numpy(grad))
 
     def layer_gradient(
@@ -176,7 +199,7 @@ class KerasBackend(Backend):
             yield
 
     @contextlib.contextmanager
-    def _relu_rule(self, rule: str) -> Iterator[None]:
+    def _relu_rule(self, rule: str, require: bool = True) -> Iterator[None]:
         if rule == "gradient":
             yield
             return
@@ -197,7 +220,7 @@ class KerasBackend(Backend):
                 patched.append((layer, "activation", layer.activation))
                 layer.activation = relu
         try:
-            if not patched:
+            if not patched and require:
                 raise WeightlapseError(
                     f"The {rule} rule changes how gradients pass ReLUs, "
                     "and this model has no relu activation to change."

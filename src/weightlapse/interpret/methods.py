@@ -41,6 +41,7 @@ class Method:
 
     name = "method"
     needs_layer = False
+    takes_layer = False  # projects one feature map of a chosen layer when given one
     options: tuple[str, ...] = ()  # the method's own keyword options
 
     def __init__(self, model: Any, *, output: str = "logits") -> None:
@@ -58,6 +59,12 @@ class Method:
             raise WeightlapseError(
                 f"{type(self).__name__}.attribute got unknown option(s) {', '.join(unknown)}; "
                 f"its options are: {known}."
+            )
+        if layer is not None and not (self.needs_layer or self.takes_layer):
+            raise WeightlapseError(
+                f"{type(self).__name__} attributes the class score to the input and takes no "
+                "layer; a layer is for Deconvnet and GuidedBackprop (one of its feature maps) "
+                "and for GradCAM and GradCAM++."
             )
         return self._attribute(np.asarray(inputs, np.float32), target, layer, **options)
 
@@ -119,30 +126,51 @@ class SmoothGrad(Method):
 
 class Deconvnet(Method):
     """The deconvnet backward pass: through a ReLU only positive gradients go on,
-    whatever the forward input was.
+    whatever the forward input was. Of the class score by default; with `layer=` (and
+    `channel=`, else each input's most active one) the projection of that feature map's
+    strongest activation back to the input, as in the paper's figures.
 
     Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
     arXiv:1311.2901.
     """
 
     name = "deconvnet"
+    rule = "deconvnet"
+    takes_layer = True
+    options = ("channel",)
 
-    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
-        return self.backend.input_gradient(inputs, target, "deconvnet")
+    def _attribute(
+        self, inputs: np.ndarray, target: Any, layer: str | None, *, channel: Any = None
+    ) -> np.ndarray:
+        if layer is None:
+            return self.backend.input_gradient(inputs, target, self.rule)
+        channels = _channels(self.model, inputs, layer, channel)
+        return self.backend.input_gradient(inputs, None, self.rule, feature=(layer, channels))
 
 
-class GuidedBackprop(Method):
+class GuidedBackprop(Deconvnet):
     """Guided backpropagation: through a ReLU a gradient goes on only where it is
-    positive and the forward input was positive.
+    positive and the forward input was positive. `layer=` and `channel=` as Deconvnet.
 
     Springenberg, Dosovitskiy, Brox & Riedmiller, "Striving for Simplicity: The All
     Convolutional Net", ICLR workshop 2015. arXiv:1412.6806.
     """
 
     name = "guided"
+    rule = "guided"
 
-    def _attribute(self, inputs: np.ndarray, target: Any, layer: str | None) -> np.ndarray:
-        return self.backend.input_gradient(inputs, target, "guided")
+
+def _channels(model: Any, inputs: np.ndarray, layer: str, channel: Any) -> np.ndarray:
+    """One channel per input: the given one(s), or each input's most active one."""
+    from weightlapse.frameworks import framework_of
+    from weightlapse.interpret.activations import activations
+
+    if channel is not None:
+        return np.broadcast_to(np.asarray(channel, dtype=np.int64), (len(inputs),)).copy()
+    maps = np.asarray(activations(model, inputs, layer))
+    axis = -1 if framework_of(model) == "keras" else 1
+    per_channel = np.moveaxis(maps, axis, 1).reshape(len(inputs), maps.shape[axis], -1)
+    return per_channel.max(axis=2).argmax(axis=1)
 
 
 class IntegratedGradients(Method):

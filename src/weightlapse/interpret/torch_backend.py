@@ -153,22 +153,46 @@ class TorchBackend(Backend):
         index = torch.as_tensor(target, device=out.device)[:, None]
         return out.reshape(len(out), -1).gather(1, index).sum()
 
-    def input_gradient(self, x: np.ndarray, target: Any, rule: str) -> np.ndarray:
-        target = self.resolve_target(x, target)
+    def input_gradient(
+        self, x: np.ndarray, target: Any, rule: str, feature: tuple[str, Any] | None = None
+    ) -> np.ndarray:
+        kept: list[torch.Tensor] = []
+        handle = None
+        if feature is not None:
+            handle = self._module(feature[0]).register_forward_hook(
+                lambda m, a, out: kept.append(out)
+            )
+        else:
+            target = self.resolve_target(x, target)
         xt = self._tensor(x, grad=True)
-        with eval_mode(self.model):
-            if rule == "gradient":
-                out = self._forward(xt)
-            else:
-                with ReluRuleMode(rule) as mode, _unreached_relus(self.model, mode):
+        try:
+            with eval_mode(self.model):
+                if rule == "gradient":
                     out = self._forward(xt)
-                if mode.calls == 0:
-                    raise WeightlapseError(
-                        f"The {rule} rule changes how gradients pass ReLUs, "
-                        "and this model ran no ReLU."
-                    )
-            (grad,) = torch.autograd.grad(self._score(out, target), xt)
+                else:
+                    with ReluRuleMode(rule) as mode, _unreached_relus(self.model, mode):
+                        out = self._forward(xt)
+                    if mode.calls == 0 and feature is None:
+                        raise WeightlapseError(
+                            f"The {rule} rule changes how gradients pass ReLUs, "
+                            "and this model ran no ReLU."
+                        )
+                score = (
+                    self._score(out, target)
+                    if feature is None
+                    else strongest(kept[0], feature[1], channel_axis=1)
+                )
+                (grad,) = torch.autograd.grad(score, xt)
+        finally:
+            if handle is not None:
+                handle.remove()
         return grad.cpu().numpy()
+
+    def _module(self, layer: str) -> torch.nn.Module:
+        modules = modules_by_name(self.model)
+        if layer not in modules:
+            raise UnknownNameError(layer, list(modules), what="layer")
+        return modules[layer]
 
     def layer_gradient(
         self, x: np.ndarray, target: Any, layer: str
@@ -198,6 +222,15 @@ class TorchBackend(Backend):
                 "Grad-CAM needs a convolutional layer's (N, C, H, W)."
             )
         return acts.cpu().numpy(), grad.cpu().numpy()
+
+
+def strongest(maps: Any, channels: Any, channel_axis: int) -> Any:
+    """Zeiler and Fergus' start for a projection: of each input's chosen feature map
+    (`channels`, one per input), its strongest activation; summed over inputs."""
+    moved = maps.movedim(channel_axis, 1) if channel_axis != 1 else maps
+    index = torch.as_tensor(np.asarray(channels), device=maps.device)
+    chosen = moved[torch.arange(len(moved), device=maps.device), index]
+    return chosen.reshape(len(chosen), -1).max(dim=1).values.sum()
 
 
 class _unreached_relus:
