@@ -50,6 +50,8 @@ def test_a_dense_layer_on_conv_features_is_drawn_as_maps_not_a_fake_image(tmp_pa
     weights = run["3.weight"].at(-1)
     unit3 = panels.images[3]
     np.testing.assert_array_equal(unit3[8:15, 0:7], weights[3].reshape(16, 7, 7)[4])  # map 4
+    gaps = panels.gaps[3]
+    assert gaps[7].all() and not gaps[8:15, 0:7].any()  # separators are gaps, not NaN weights
 
 
 def test_flat_inputs_are_a_heat_map_and_the_title_says_so(tmp_path):
@@ -176,3 +178,16 @@ def test_the_neuron_figure_labels_the_steps_of_both_panels(tmp_path):
     FigureCanvasAgg(fig).draw()
     top = fig.axes[0]
     assert any(label.get_visible() and label.get_text() for label in top.get_xticklabels())
+
+
+def test_a_first_layer_on_flat_images_still_draws_templates(tmp_path):
+    torch = pytest.importorskip("torch")
+    import weightlapse.torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(784, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with weightlapse.torch.watch(model, tmp_path / "r", optimizer=opt, snapshots=1):
+        model(torch.zeros(2, 784)).sum().backward()
+        opt.step()
+    panels = weight_panels(weightlapse.open(tmp_path / "r"), "0.weight")
+    assert len(panels.images) == 10 and panels.images[0].shape == (28, 28)

@@ -89,7 +89,8 @@ def layer_input_shapes(model: keras.Model) -> dict[str, list[int]]:
                 before = previous[1]
                 if int(np.prod(before)) == shape[0]:
                     shape = before
-            shapes[layer.name] = shape
+            if len(shape) > 1 or shapes:  # not the model's own flat input (an image, maybe)
+                shapes[layer.name] = shape
         previous = (layer, shape)
     return shapes
 

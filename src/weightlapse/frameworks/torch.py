@@ -138,6 +138,8 @@ class LayerInputShapes:
             flat_from = before[2] if before and isinstance(before[1], torch.nn.Flatten) else None
             if len(shape) == 1 and flat_from and int(np.prod(flat_from)) == shape[0]:
                 shape = flat_from
+            if len(shape) == 1 and not shapes:
+                continue  # the model's own flat input: an image, maybe (meta input_shape)
             shapes[name] = list(shape)
         self.on_done(shapes)
 

@@ -16,7 +16,7 @@ from weightlapse.errors import WeightlapseError
 from weightlapse.frameworks.layouts import input_axis as layout_input_axis
 from weightlapse.run import Run
 from weightlapse.views.colors import DIVERGING, nonfinite_note, symmetric_limit
-from weightlapse.views.panels import Panels, draw_panels, tile
+from weightlapse.views.panels import Panels, draw_panels, tile, tile_with_gaps
 
 WRAP = 64  # flat inputs: a unit's row is wrapped into lines of about this many
 
@@ -63,7 +63,7 @@ def weight_panels(
     finite = weights[np.isfinite(weights)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
     where = f" at step {step}" if isinstance(source, Run) else ""
-    images, what = _unit_images(per_unit, shape, last)
+    images, gaps, what = _unit_images(per_unit, shape, last)
     if len(images) == 1 and n_units > 1:  # flat features: one heat map of all units
         titles, ncols = [f"{n_units} units x {n_inputs} inputs"], 1
     else:
@@ -76,6 +76,7 @@ def weight_panels(
         title=f"{label}{where}: {what}; min {lo:.3g}, max {hi:.3g}{nonfinite_note(weights)}",
         colorbar_label="weight",
         ncols=ncols or min(len(images), 5),
+        gaps=gaps,
     )
 
 
@@ -104,25 +105,38 @@ def weight_images(
     return draw_panels(panels, fig=fig)
 
 
-def _unit_images(per_unit: np.ndarray, shape: tuple[int, ...], last: bool) -> tuple[list, str]:
-    """Each unit's inputs as the image it is drawn as, and what the title says of it."""
+def _unit_images(
+    per_unit: np.ndarray, shape: tuple[int, ...], last: bool
+) -> tuple[list, list | None, str]:
+    """Each unit's inputs as the image it is drawn as, where its gaps are (a mosaic's
+    separators and padding take the gap colour, never the NaN colour), and what the title
+    says of it."""
     n_units, n_inputs = per_unit.shape
     if len(shape) == 1:  # flat features: one heat map, each unit's row wrapped
         width = min(n_inputs, WRAP if n_inputs > 4 * WRAP else n_inputs)
         lines = math.ceil(n_inputs / width)
         padded = np.full((n_units, lines * width), np.nan)
         padded[:, :n_inputs] = per_unit
-        matrix = padded.reshape(n_units, lines, width)
-        image = tile(matrix[:, None].reshape(n_units, lines, width), ncols=1)
+        image, gaps = tile_with_gaps(padded.reshape(n_units, lines, width), ncols=1)
+        beyond = np.zeros((n_units, lines * width), dtype=bool)
+        beyond[:, n_inputs:] = True  # the end of the last line holds no input
+        gaps |= tile(beyond.reshape(n_units, lines, width).astype(float), ncols=1, pad_value=0) == 1
         wrap = f", each unit's row wrapped every {width}" if lines > 1 else ""
-        return [image], f"inputs are {n_inputs} flat features (a heat map{wrap})"
+        return [image], [gaps], f"inputs are {n_inputs} flat features (a heat map{wrap})"
     if len(shape) == 2:
-        return [u.reshape(shape) for u in per_unit], f"inputs are {shape[0]}x{shape[1]} images"
+        images = [u.reshape(shape) for u in per_unit]
+        return images, None, f"inputs are {shape[0]}x{shape[1]} images"
     maps = [_channel_maps(u, shape, last) for u in per_unit]  # each (C, h, w)
     channels, h, w = maps[0].shape
     if channels == 3:  # an RGB input: its three planes side by side, R G B
-        return [np.concatenate(list(m), axis=1) for m in maps], f"inputs are {h}x{w} RGB: R, G, B"
-    return [tile(m) for m in maps], f"inputs are {channels} maps of {h}x{w} per unit"
+        images = [np.concatenate(list(m), axis=1) for m in maps]
+        return images, None, f"inputs are {h}x{w} RGB: R, G, B"
+    tiled = [tile_with_gaps(m) for m in maps]
+    return (
+        [t[0] for t in tiled],
+        [t[1] for t in tiled],
+        f"inputs are {channels} maps of {h}x{w} per unit",
+    )
 
 
 def _channel_maps(unit: np.ndarray, shape: tuple[int, ...], last: bool) -> np.ndarray:
@@ -176,11 +190,12 @@ def _input_shape(
                 f"{n_inputs}."
             )
         return _squeezed(image_shape, last, explicit=True)
-    for candidate in (meta.get("layer_inputs", {}).get(layer), meta.get("input_shape")):
-        if candidate and _size(candidate) == n_inputs:
-            return _squeezed(candidate, last)
-    if meta.get("layer_inputs"):
-        return (n_inputs,), last  # the layer's own input was recorded: flat features
+    own = meta.get("layer_inputs", {}).get(layer)
+    if own and _size(own) == n_inputs:  # the layer's own input, as recorded
+        return _squeezed(own, last)  # flat: hidden features, not an image
+    model_input = meta.get("input_shape")
+    if model_input and _size(model_input) == n_inputs and len(model_input) > 1:
+        return _squeezed(model_input, last)
     side = math.isqrt(n_inputs)
     if side * side == n_inputs:
         return (side, side), last
