@@ -98,3 +98,28 @@ def test_animate_and_doctor(tmp_path):
     assert "4 frames" in result.output
     result = runner.invoke(app, ["doctor", str(tmp_path / "r")])
     assert result.exit_code == 0 and "No problems found" in result.output
+
+
+def test_version_and_doctor_fail_on_for_ci(tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import weightlapse
+    from weightlapse.cli import app
+
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["--version"]).output.strip() == f"weightlapse {weightlapse.__version__}"
+    )
+    w = np.ones((4, 4))
+    with weightlapse.create(tmp_path / "r") as run:
+        for step in range(5):
+            w = w.copy()
+            if step == 3:
+                w[0, 0] = np.nan
+            run.log(step, {"w": w})
+    path = str(tmp_path / "r")
+    assert runner.invoke(app, ["doctor", path]).exit_code == 0  # reports, exit 0
+    failed = runner.invoke(app, ["doctor", path, "--fail-on", "error"])
+    assert failed.exit_code == 1 and "nan-inf" in failed.output and "error" in failed.output
+    assert runner.invoke(app, ["doctor", path, "--fail-on", "bogus"]).exit_code == 2

@@ -34,8 +34,17 @@ class Finding:
     value: float
     message: str
 
+    @property
+    def severity(self) -> str:
+        """'error' for numbers that broke (NaN/Inf, exploding gradients), else 'warning'."""
+        return SEVERITY.get(self.check, "warning")
+
     def __str__(self) -> str:
         return f"[{self.check}] {self.tensor} ({self.kind}) from step {self.step}: {self.message}"
+
+
+SEVERITY = {"nan-inf": "error", "exploding-gradient": "error"}
+LEVELS = ("never", "warning", "error")
 
 
 def diagnose(run: Run) -> list[Finding]:

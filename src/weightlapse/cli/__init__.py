@@ -12,6 +12,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(show: bool) -> None:
+    if show:
+        from weightlapse import __version__
+
+        typer.echo(f"weightlapse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """weightlapse: watch a neural network learn."""
+
+
 app.add_typer(demo.app, name="demo")
 runs.register(app)
 models.register(app)

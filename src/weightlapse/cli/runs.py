@@ -118,22 +118,41 @@ def animate_command(
 
 
 @clean_errors
-def doctor(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
+def doctor(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    fail_on: str = typer.Option(
+        "never",
+        "--fail-on",
+        help="Exit 1 when a finding is at least this severe: never, warning, error "
+        "(NaN/Inf, exploding gradients). For CI.",
+    ),
+) -> None:
     """Names what went wrong in a run and when: NaN/Inf, exploding or vanishing
     gradients, update ratios far from 1e-3, dead units, layers that never moved."""
-    from weightlapse.health import diagnose
+    from weightlapse.health import LEVELS, diagnose
     from weightlapse.run import open as open_run
 
+    if fail_on not in LEVELS:
+        raise WeightlapseError(f"--fail-on {fail_on}: give one of {', '.join(LEVELS)}.")
     findings = diagnose(open_run(run_path))
     if not findings:
         console.print("No problems found.")
         return
-    table = Table("check", "tensor", "kind", "from step", "statistic", "what")
+    table = Table("check", "severity", "tensor", "kind", "from step", "statistic", "what")
     for f in findings:
         table.add_row(
-            f.check, f.tensor, f.kind, str(f.step), f"{f.statistic}={f.value:.3g}", f.message
+            f.check,
+            f.severity,
+            f.tensor,
+            f.kind,
+            str(f.step),
+            f"{f.statistic}={f.value:.3g}",
+            f.message,
         )
     console.print(table)
+    worst = max(LEVELS.index(f.severity) for f in findings)
+    if fail_on != "never" and worst >= LEVELS.index(fail_on):
+        raise typer.Exit(1)
 
 
 @clean_errors
