@@ -16,9 +16,9 @@ app = typer.Typer(
 
 def _version(show: bool) -> None:
     if show:
-        from weightlapse import __version__
+        from importlib.metadata import version
 
-        typer.echo(f"weightlapse {__version__}")
+        typer.echo(f"weightlapse {version('weightlapse')}")
         raise typer.Exit()
 
 
