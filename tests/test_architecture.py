@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightlapse"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"store"},
+    {"frames"},  # a Run as xarray/pandas tables, through its public methods
     {"record", "run", "frameworks"},
     {"run_writer"},
     {"views", "health"},

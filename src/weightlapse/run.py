@@ -331,6 +331,19 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, steps={self._reader.committed_steps})"
 
+    def to_xarray(self, kind: str = "param") -> Any:
+        """An xarray Dataset: stats (step, tensor, stat), hist (step, tensor, bin), and
+        the scalars over step (needs xarray)."""
+        from weightlapse.frames import to_xarray
+
+        return to_xarray(self, kind)
+
+    def to_pandas(self, kind: str = "param") -> Any:
+        """A pandas DataFrame, one row per tensor and step, with its statistics."""
+        from weightlapse.frames import to_pandas
+
+        return to_pandas(self, kind)
+
     def log(self, *args: Any, **kwargs: Any) -> None:
         """A read-only run records nothing: say where recording happens."""
         raise WeightlapseError(

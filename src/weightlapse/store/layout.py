@@ -64,6 +64,26 @@ def growing_array_spec(path: str) -> tuple[tuple[int, ...], tuple[bool, ...], An
     raise ValueError(f"not a per-step array: {path}")
 
 
+def dimension_names(path: str, ndim: int) -> tuple[str, ...]:
+    """Named axes (Zarr v3 `dimension_names`), so xarray reads a run without weightlapse.
+    Names that share a group share a size: each kind has its own tensor axis."""
+    if path == INDEX_PATH:
+        return ("step", "index_column")
+    if path == SCALARS_PATH:
+        return ("step", "scalar")
+    kind, _, what = path.partition("/")
+    if what == "stats":
+        return ("step", f"{kind}_tensor", "stat")
+    if what == "hist":
+        return ("step", f"{kind}_tensor", "bin")
+    if what == "probes":
+        return ("step", f"{kind}_probe")
+    if what.startswith("snapshots/"):
+        number = what.rsplit("/", 1)[-1]
+        return (f"snapshot_{number}", *(f"axis_{number}_{i}" for i in range(ndim - 1)))
+    return tuple(f"dim_{i}" for i in range(ndim))
+
+
 def snapshot_path(kind: str, tensor_number: int) -> str:
     # Numbered, not named: tensor names hold '/', '.', ':' and would nest or collide.
     return f"{kind}/snapshots/{tensor_number}"
@@ -96,6 +116,7 @@ def create_growing_array(
         fill_value=fill_value,
         compressors=compressors(),
         config=EVERY_CHUNK,
+        dimension_names=dimension_names(path, 1 + len(inner_shape)),
     )
 
 

@@ -295,6 +295,8 @@ class StoreWriter:
                         fill_value=layout.snapshot_fill(dtype),
                         compressors=layout.compressors(),
                         config=layout.EVERY_CHUNK,
+                        dimension_names=layout.dimension_names(path, 1 + data.ndim),
+                        attributes={"tensor": name, "kind": kind},
                     )
                     entry = spec[name] = {"array": path, "steps": []}
                 arr = self._arrays.get(entry["array"]) or self.group[entry["array"]]
