@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"frames"},  # a Run as xarray/pandas tables, through its public methods
     {"record", "run", "frameworks"},
     {"run_writer"},
-    {"views", "health"},
+    {"views", "health", "catalog"},
     {"io"},
     {"interpret"},
     {"integrations"},

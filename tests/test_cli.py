@@ -123,3 +123,28 @@ def test_version_and_doctor_fail_on_for_ci(tmp_path):
     failed = runner.invoke(app, ["doctor", path, "--fail-on", "error"])
     assert failed.exit_code == 1 and "nan-inf" in failed.output and "error" in failed.output
     assert runner.invoke(app, ["doctor", path, "--fail-on", "bogus"]).exit_code == 2
+
+
+def test_ls_and_json_for_scripts(tmp_path):
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import weightlapse
+    from weightlapse.cli import app
+
+    for name in ("a", "nested/b"):
+        with weightlapse.create(tmp_path / name) as run:
+            for step in range(3):
+                run.log(step, {"w": np.ones(2) * step}, loss=1.0 / (step + 1))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["ls", str(tmp_path)])
+    assert listed.exit_code == 0 and "nested/b" in listed.output and "ended" in listed.output
+    data = json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).output)
+    assert [r["name"] for r in data] == ["a", "nested/b"]
+    assert data[0]["steps"] == 3 and abs(data[0]["scalars"]["loss"] - 1 / 3) < 1e-12
+    info = json.loads(runner.invoke(app, ["info", str(tmp_path / "a"), "--json"]).output)
+    assert info["tensors"][0]["name"] == "w" and info["last_step"] == 2 and not info["live"]
+    doctor = json.loads(runner.invoke(app, ["doctor", str(tmp_path / "a"), "--json"]).output)
+    assert isinstance(doctor, list)

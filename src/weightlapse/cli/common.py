@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -56,8 +54,19 @@ ExternalDataOpt = typer.Option(
 )
 
 
-def size_on_disk(path: Path) -> str:
-    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def print_json(data: object) -> None:
+    """Machine-readable output: one JSON document on stdout (NaN and Inf as null)."""
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def human_bytes(total: float | None) -> str:
+    if total is None:
+        return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
         if total < 1024 or unit == "GiB":
             return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"
@@ -73,7 +82,7 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]
     if len(rows) <= RICH_TABLE_ROWS:
         from rich.table import Table
 
-        table = Table(*header, title=title)
+        table = Table(*header, title=title or None)
         for row in rows:
             table.add_row(*row)
         console.print(table)

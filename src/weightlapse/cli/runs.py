@@ -7,45 +7,95 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from weightlapse.cli.common import clean_errors, console, size_on_disk
+from weightlapse.cli.common import (
+    JsonOpt,
+    clean_errors,
+    console,
+    human_bytes,
+    print_json,
+    print_table,
+)
 from weightlapse.errors import WeightlapseError
 
 
 def register(app: typer.Typer) -> None:
-    for command in (info, plot, animate_command, doctor, export_command, check):
+    for command in (ls, info, plot, animate_command, doctor, export_command, check):
         app.command(command.__name__.removesuffix("_command"))(command)
 
 
 @clean_errors
-def info(run_path: Path = typer.Argument(..., help="A recorded run.")) -> None:
+def info(
+    run_path: Path = typer.Argument(..., help="A recorded run."),
+    as_json: bool = JsonOpt,
+) -> None:
     """What a run holds: tensors, steps, scalars and size on disk (also while it is written)."""
+    from weightlapse.catalog import run_summary
     from weightlapse.run import open as open_run
 
-    run = open_run(run_path)
-    steps = run.steps
-    meta = run.meta
+    summary = run_summary(open_run(run_path), run_path)
+    if as_json:
+        print_json(summary)
+        return
     console.print(
-        f"[bold]{run_path}[/]  format v{run.format_version}, "
-        f"framework {meta.get('framework', '?')}, kinds {', '.join(run.kinds) or '-'}"
+        f"[bold]{run_path}[/]  format v{summary['format_version']}, framework "
+        f"{summary['framework'] or '?'}, kinds {', '.join(summary['kinds']) or '-'}, "
+        f"{'live' if summary['live'] else 'ended'}"
     )
-    span = f"{int(steps[0])}..{int(steps[-1])}" if len(steps) else "none yet"
+    span = f"{summary['first_step']}..{summary['last_step']}" if summary["steps"] else "none yet"
     console.print(
-        f"{len(steps)} recorded steps ({span}); scalars: "
-        f"{', '.join(run.scalar_names) or 'none'}; size on disk {size_on_disk(run_path)}"
+        f"{summary['steps']} recorded steps ({span}); scalars: "
+        f"{', '.join(summary['scalars']) or 'none'}; size on disk "
+        f"{human_bytes(summary['size_bytes'])}"
     )
-    table = Table("tensor", "shape", "dtype", "layer", "snapshots", "last L2")
-    for name in run.tensors:
-        history = run[name]
-        l2 = history.stats["l2"]
-        table.add_row(
-            name,
-            "x".join(map(str, history.shape)) or "scalar",
-            history.dtype,
-            history.layer,
-            str(len(history.snapshot_steps)),
-            f"{l2[-1]:.4g}" if len(l2) else "-",
+    rows = [
+        (
+            t["name"],
+            "x".join(map(str, t["shape"])) or "scalar",
+            t["dtype"],
+            t["layer"],
+            str(t["snapshots"]),
+            f"{t['last_l2']:.4g}" if t["last_l2"] is not None else "-",
         )
-    console.print(table)
+        for t in summary["tensors"]
+    ]
+    print_table("", ("tensor", "shape", "dtype", "layer", "snapshots", "last L2"), rows)
+
+
+@clean_errors
+def ls(
+    runs_dir: Path = typer.Argument(Path("."), help="A folder of runs."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The runs under a folder: steps, last step, size, live or ended, last loss."""
+    from weightlapse.catalog import list_runs
+
+    if not runs_dir.is_dir():
+        raise WeightlapseError(f"{runs_dir}: not a folder. Give the folder that holds your runs.")
+    runs = list_runs(runs_dir)
+    if as_json:
+        print_json(runs)
+        return
+    rows = []
+    for r in runs:
+        if "error" in r:
+            rows.append((r["name"], "-", "-", "-", "damaged", r["error"][:60]))
+            continue
+        loss = r["scalars"].get("loss")
+        rows.append(
+            (
+                r["name"],
+                str(r["steps"]),
+                str(r["last_step"]) if r["last_step"] is not None else "-",
+                human_bytes(r["size_bytes"]),
+                "live" if r["live"] else "ended",
+                f"{loss:.4g}" if loss is not None else "-",
+            )
+        )
+    print_table(
+        f"{runs_dir}: {len(runs)} runs",
+        ("run", "steps", "last step", "size", "state", "last loss"),
+        rows,
+    )
 
 
 @clean_errors
@@ -126,6 +176,7 @@ def doctor(
         help="Exit 1 when a finding is at least this severe: never, warning, error "
         "(NaN/Inf, exploding gradients). For CI.",
     ),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Names what went wrong in a run and when: NaN/Inf, exploding or vanishing
     gradients, update ratios far from 1e-3, dead units, layers that never moved."""
@@ -135,6 +186,13 @@ def doctor(
     if fail_on not in LEVELS:
         raise WeightlapseError(f"--fail-on {fail_on}: give one of {', '.join(LEVELS)}.")
     findings = diagnose(open_run(run_path))
+    worst = max((LEVELS.index(f.severity) for f in findings), default=0)
+    failed = fail_on != "never" and bool(findings) and worst >= LEVELS.index(fail_on)
+    if as_json:
+        print_json([{**vars(f), "severity": f.severity} for f in findings])
+        if failed:
+            raise typer.Exit(1)
+        return
     if not findings:
         console.print("No problems found.")
         return
@@ -150,8 +208,7 @@ def doctor(
             f.message,
         )
     console.print(table)
-    worst = max(LEVELS.index(f.severity) for f in findings)
-    if fail_on != "never" and worst >= LEVELS.index(fail_on):
+    if failed:
         raise typer.Exit(1)
 
 

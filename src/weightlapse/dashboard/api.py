@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from weightlapse.catalog import find_runs, is_run
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
 from weightlapse.run import open as open_run
@@ -48,14 +48,7 @@ class RunCache:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            here = Path(dirpath)
-            if "zarr.json" in filenames and _is_run(here):
-                found.append(here.relative_to(self.root).as_posix())
-                dirnames[:] = []  # a run's own arrays are not runs
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        return sorted(found)
+        return find_runs(self.root)
 
     def path_of(self, name: str) -> Path:
         """The run folder for a name, or NotFound when the name leaves the root in any way."""
@@ -68,7 +61,7 @@ class RunCache:
             candidate = (self.root / name).resolve()
             if candidate != self.root and self.root not in candidate.parents:
                 raise NotFound("no such run")  # a symlink out of the runs folder
-            if not (candidate / "zarr.json").is_file() or not _is_run(candidate):
+            if not (candidate / "zarr.json").is_file() or not is_run(candidate):
                 raise NotFound("no such run")
         except OSError:  # a name the file system cannot even look up
             raise NotFound("no such run") from None
@@ -95,13 +88,6 @@ class RunCache:
             while len(self.runs) > self.MAX_OPEN:
                 self.runs.popitem(last=False)
         return run
-
-
-def _is_run(folder: Path) -> bool:
-    try:
-        return b'"weightlapse"' in (folder / "zarr.json").read_bytes()[:1_000_000]
-    except OSError:
-        return False
 
 
 def json_floats(values: Any) -> list[float | None]:
