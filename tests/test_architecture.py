@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightlapse"
 # The layers, lowest first; a module may import its own part or a lower layer, never a
 # higher one nor a sibling of its own layer. (The README's Architecture section.)
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "notebook"},
     {"store"},
     {"frames"},  # a Run as xarray/pandas tables, through its public methods
     {"record", "run", "frameworks"},

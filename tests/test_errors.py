@@ -50,3 +50,16 @@ def test_a_run_opened_for_reading_cannot_log(run):
 def test_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(weightlapse.RunFormatError, match="No weightlapse run"):
         weightlapse.open(tmp_path / "nothing")
+
+
+def test_a_run_its_tensors_and_stats_show_themselves_in_a_notebook(tmp_path):
+    with weightlapse.create(tmp_path / "r") as r:
+        for step in range(4):
+            r.log(step, {"<b>w</b>": np.full(3, float(step))}, loss=1.0)
+    run = weightlapse.open(tmp_path / "r")
+    page = run._repr_html_()
+    assert "&lt;b&gt;w&lt;/b&gt;" in page and "<b>w</b>" not in page  # names are escaped
+    assert "4 recorded steps 0..3" in page and "ended" in page and "▁" in page
+    stats = run["<b>w</b>"].stats
+    assert repr(stats).startswith("Stats(4 steps; last l2=") and "0x" not in repr(stats)
+    assert "<table>" in stats._repr_html_() and "<table>" in run["<b>w</b>"]._repr_html_()

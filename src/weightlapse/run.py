@@ -72,6 +72,19 @@ class Stats(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(STAT_NAMES)
 
+    def __repr__(self) -> str:
+        last = (
+            ", ".join(f"{n}={self[n][-1]:.4g}" for n in ("l2", "mean", "std"))
+            if len(self.steps)
+            else ""
+        )
+        return f"Stats({len(self.steps)} steps{'; last ' + last if last else ''})"
+
+    def _repr_html_(self) -> str:
+        from weightlapse.notebook import stats_html
+
+        return stats_html(self, f"statistics over {len(self.steps)} steps")
+
 
 class TensorHistory:
     """Everything recorded of one tensor (of one kind: param, grad or update)."""
@@ -90,6 +103,12 @@ class TensorHistory:
 
     def __repr__(self) -> str:
         return f"TensorHistory({self.name!r}, kind={self.kind!r}, shape={self.shape})"
+
+    def _repr_html_(self) -> str:
+        from weightlapse.notebook import stats_html
+
+        caption = f"{self.name} ({self.kind}, {'x'.join(map(str, self.shape))}, {self.dtype})"
+        return stats_html(self.stats, caption)
 
     @property
     def grad(self) -> TensorHistory:
@@ -330,6 +349,11 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, steps={self._reader.committed_steps})"
+
+    def _repr_html_(self) -> str:
+        from weightlapse.notebook import run_html
+
+        return run_html(self)
 
     def to_xarray(self, kind: str = "param") -> Any:
         """An xarray Dataset: stats (step, tensor, stat), hist (step, tensor, bin), and
