@@ -1,11 +1,13 @@
-"""Training-step time with weightlapse recording, over the time without it.
+"""Recording overhead the way a user waits for it: continuous training steps plus the
+recorder's close(), interleaved round by round in one process (this machine is noisy),
+against the same steps without recording and against the peers that record the same
+information: TensorBoard's add_histogram of every parameter and gradient at every step,
+and wandb.watch(log="all", log_freq=1) offline (when wandb is installed).
 
-Recorded: statistics and a 64-bin histogram of every parameter and every gradient at
-every step, probes, and full snapshots every 100 steps. Compared side by side, in the
-same process and interleaved round by round (this machine is noisy), with the same
-information logged through TensorBoard's `SummaryWriter.add_histogram`.
+    python bench/overhead.py [--steps 300] [--rounds 3] [--models mlp,cnn]
 
-    python bench/overhead.py [--steps 200] [--rounds 5] [--threads 2]
+Each cell is (recorded step time + close) / plain step time, the median over rounds.
+Also printed: bytes on disk per step and the steps not yet committed when training ended.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
-
-import numpy as np  # noqa: E402
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
 
 BATCH = 64
 
 
-def torch_models() -> dict[str, Callable[[], object]]:
+def models() -> dict[str, Callable[[], object]]:
     import torch.nn as nn
 
     def mlp() -> nn.Module:
@@ -34,9 +34,9 @@ def torch_models() -> dict[str, Callable[[], object]]:
             nn.Flatten(),
             nn.Linear(784, 256),
             nn.ReLU(),
-            nn.Linear(256, 128),
+            nn.Linear(256, 256),
             nn.ReLU(),
-            nn.Linear(128, 10),
+            nn.Linear(256, 10),
         )
 
     def cnn() -> nn.Module:
@@ -53,152 +53,113 @@ def torch_models() -> dict[str, Callable[[], object]]:
             nn.Linear(128, 10),
         )
 
-    return {"MLP": mlp, "CNN": cnn}
+    return {"mlp": mlp, "cnn": cnn}
 
 
-def bench_torch(name: str, build: Callable[[], object], steps: int, rounds: int) -> dict:
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def one(build: Callable[[], object], variant: str, steps: int, tmp: Path) -> dict[str, float]:
+    """Seconds for `steps` continuous steps plus the recorder's ending, and what it left."""
     import torch
-    from torch.utils.tensorboard import SummaryWriter
 
-    from weightlapse.torch import watch
+    import weightlapse
+    import weightlapse.torch
 
     torch.manual_seed(0)
     model = build()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(BATCH, 1, 28, 28)
-    y = torch.randint(0, 10, (BATCH,))
-    loss_fn = torch.nn.CrossEntropyLoss()
-    n_params = sum(p.numel() for p in model.parameters())
-    named = list(model.named_parameters())
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
+    out = tmp / variant
+    after: Callable[[int], None] = lambda i: None  # noqa: E731
+    finish: Callable[[], None] = lambda: None  # noqa: E731
+    if variant == "weightlapse defaults":
+        rec = weightlapse.torch.watch(model, out, optimizer=opt)
+        finish = rec.close
+    elif variant == "weightlapse params+grads":
+        rec = weightlapse.torch.watch(model, out, optimizer=opt, gradients=True, snapshots=None)
+        finish = rec.close
+    elif variant == "tensorboard add_histogram":
+        from torch.utils.tensorboard import SummaryWriter
 
-    def train(n: int, after_step: Callable[[int], None] | None = None) -> float:
-        start = time.perf_counter()
-        for i in range(n):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            if after_step:
-                after_step(i)
-        return (time.perf_counter() - start) / n
+        writer = SummaryWriter(str(out))
+        named = list(model.named_parameters())
 
-    train(20)  # warm up
-    times: dict[str, list[float]] = {"baseline": [], "weightlapse": [], "tensorboard": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            times["baseline"].append(train(steps))
+        def after(i: int) -> None:
+            for name, p in named:
+                writer.add_histogram(name, p.detach(), i)
+                writer.add_histogram(f"{name}/grad", p.grad, i)
 
-            rec = watch(model, Path(tmp) / f"run{r}", optimizer=opt, gradients=True, snapshots=100)
-            times["weightlapse"].append(train(steps))
-            rec.close()
+        finish = writer.close
+    elif variant == "wandb.watch all":
+        import wandb
 
-            writer = SummaryWriter(str(Path(tmp) / f"tb{r}"))
+        run = wandb.init(project="bench", dir=str(tmp), mode="offline")
+        wandb.watch(model, log="all", log_freq=1)
 
-            def log_tb(i: int, writer: SummaryWriter = writer, params: list = named) -> None:
-                for pname, p in params:
-                    writer.add_histogram(pname, p.detach(), i)
-                    writer.add_histogram(f"{pname}/grad", p.grad, i)
+        def after(i: int) -> None:
+            wandb.log({"step": i})
 
-            times["tensorboard"].append(train(steps, log_tb))
-            writer.close()
-    return summarise(f"torch {name}", n_params, times)
-
-
-def keras_models() -> dict[str, Callable[[], object]]:
-    import keras
-
-    def mlp() -> keras.Model:
-        return keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                keras.layers.Flatten(),
-                keras.layers.Dense(256, activation="relu"),
-                keras.layers.Dense(128, activation="relu"),
-                keras.layers.Dense(10),
-            ]
-        )
-
-    def cnn() -> keras.Model:
-        return keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                keras.layers.Conv2D(16, 3, activation="relu"),
-                keras.layers.MaxPooling2D(),
-                keras.layers.Conv2D(32, 3, activation="relu"),
-                keras.layers.MaxPooling2D(),
-                keras.layers.Flatten(),
-                keras.layers.Dense(128, activation="relu"),
-                keras.layers.Dense(10),
-            ]
-        )
-
-    return {"MLP": mlp, "CNN": cnn}
-
-
-def bench_keras(name: str, build: Callable[[], object], steps: int, rounds: int) -> dict:
-    import keras
-
-    from weightlapse.keras import Recorder
-
-    keras.utils.set_random_seed(0)
-    model = build()
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCH * steps, 28, 28, 1)).astype("float32")
-    y = rng.integers(0, 10, BATCH * steps)
-    model.fit(x[: BATCH * 20], y[: BATCH * 20], batch_size=BATCH, verbose=0)  # warm up
-
-    def train(callbacks: list) -> float:
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
-        return (time.perf_counter() - start) / steps
-
-    times: dict[str, list[float]] = {"baseline": [], "weightlapse": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            times["baseline"].append(train([]))
-            rec = Recorder(Path(tmp) / f"run{r}", gradients=True, snapshots=100)
-            times["weightlapse"].append(train([rec]))
-            rec.close()
-    n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    return summarise(f"keras/{keras.backend.backend()} {name}", n_params, times)
-
-
-def summarise(label: str, n_params: int, times: dict[str, list[float]]) -> dict:
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {"label": label, "params": n_params, **med}
+        finish = run.finish
+    began = time.perf_counter()
+    for i in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        after(i)
+    trained = time.perf_counter() - began
+    behind = float("nan")
+    if variant.startswith("weightlapse"):
+        behind = steps + 1 - len(weightlapse.open(out).steps)
+    finish()
+    total = time.perf_counter() - began
+    size = folder_bytes(out) if out.exists() else float("nan")
+    return {"total": total, "trained": trained, "behind": behind, "bytes": size / steps}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--skip-keras", action="store_true")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default="mlp,cnn")
     args = parser.parse_args()
-    import torch
+    import importlib.util
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = [bench_torch(n, b, args.steps, args.rounds) for n, b in torch_models().items()]
-    if not args.skip_keras:
-        rows += [bench_keras(n, b, args.steps, args.rounds) for n, b in keras_models().items()]
-    print(
-        f"\nbatch {BATCH}, {args.steps} steps x {args.rounds} interleaved rounds, medians; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    )
-    print(f"{'model':<22}{'params':>9}{'step ms':>9}{'weightlapse':>13}{'tensorboard':>13}")
-    for row in rows:
-        base = row["baseline"]
-        tb = f"{row['tensorboard'] / base:12.3f}x" if "tensorboard" in row else f"{'-':>13}"
-        print(
-            f"{row['label']:<22}{row['params']:>9,}{base * 1e3:>9.2f}"
-            f"{row['weightlapse'] / base:12.3f}x{tb}"
-        )
-    print("ratios are step time with recording / without (1.000x = free)")
+    variants = ["plain", "weightlapse defaults", "weightlapse params+grads"]
+    variants.append("tensorboard add_histogram")
+    if importlib.util.find_spec("wandb"):
+        variants.append("wandb.watch all")
+    else:
+        print("(wandb is not installed: its column is left out; pip install wandb)")
+    builders = models()
+    print(f"{args.steps} continuous steps + close, batch {BATCH}, median of {args.rounds} rounds")
+    print("| model | plain step | " + " | ".join(variants[1:]) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in variants[1:]) + " |")
+    extras = []
+    for name in args.models.split(","):
+        results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.rounds):
+                for variant in variants:  # interleaved: each round runs every variant
+                    where = Path(tmp) / f"{r}"
+                    where.mkdir(exist_ok=True)
+                    results[variant].append(one(builders[name], variant, args.steps, where))
+        plain = statistics.median(x["total"] for x in results["plain"]) / args.steps
+        cells = []
+        for variant in variants[1:]:
+            ratio = statistics.median(x["total"] for x in results[variant]) / args.steps / plain
+            cells.append(f"{ratio:.2f}x")
+            if variant.startswith("weightlapse"):
+                behind = statistics.median(x["behind"] for x in results[variant])
+                per_step = statistics.median(x["bytes"] for x in results[variant])
+                extras.append(
+                    f"{name}, {variant}: {per_step / 1024:.1f} KiB on disk per step, "
+                    f"{behind:.0f} steps uncommitted when training ended"
+                )
+        print(f"| {name} | {plain * 1e3:.2f} ms | " + " | ".join(cells) + " |")
+    for line in extras:
+        print(line)
 
 
 if __name__ == "__main__":
