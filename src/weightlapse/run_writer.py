@@ -8,6 +8,8 @@ with weightlapse.create("runs/neuron") as run:
 from __future__ import annotations
 
 import atexit
+import os
+import shutil
 import threading
 import warnings
 import weakref
@@ -138,6 +140,16 @@ class RunWriter:
             callback()
         self.recorder.finish(final=True)
         self.store.close()
+
+    def discard(self) -> None:
+        """Closes the run and deletes it: for a run that was never used (a recorder that
+        failed to start), so a retry does not find it "exists"."""
+        self._before_close.clear()
+        self._closed = True
+        _OPEN.discard(self)
+        self.store.close()
+        if isinstance(self.path, (str, os.PathLike)) and Path(self.path).is_dir():
+            shutil.rmtree(self.path)
 
     def reopen(self) -> None:
         """Goes on recording into this run after `close` (a second Keras fit)."""

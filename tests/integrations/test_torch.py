@@ -190,3 +190,43 @@ def test_snapshots_stop_at_the_budget_and_statistics_go_on(tmp_path):
     run = weightlapse.open(tmp_path / "r")
     assert run["weight"].snapshot_steps == [0, 1]
     assert list(run["weight"].stats.steps) == [0, 1, 2, 3, 4, 5]
+
+
+def test_wrapped_optimizers_are_unwrapped_and_a_failed_start_leaves_nothing(tmp_path):
+    import weightlapse
+    from weightlapse.errors import WeightlapseError
+    from weightlapse.torch import watch
+
+    class Accelerated:  # accelerate's AcceleratedOptimizer keeps it in .optimizer
+        def __init__(self, optimizer):
+            self.optimizer = optimizer
+
+        def step(self):
+            self.optimizer.step()
+
+    class LightningLike:  # Lightning's LightningOptimizer keeps it in ._optimizer
+        def __init__(self, optimizer):
+            self._optimizer = optimizer
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for k, wrapper in enumerate((Accelerated(opt), LightningLike(Accelerated(opt)))):
+        with watch(model, tmp_path / f"ok{k}", optimizer=wrapper, gradients=True):
+            model(torch.ones(1, 3)).sum().backward()
+            opt.step()
+        run = weightlapse.open(tmp_path / f"ok{k}")
+        assert list(run["weight"].grad.stats.steps) == [1]
+    with pytest.raises(WeightlapseError, match="not a torch.optim.Optimizer"):
+        watch(model, tmp_path / "bad", optimizer=object())
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(WeightlapseError):
+        watch(
+            model,
+            tmp_path / "half",
+            optimizer=opt,
+            probe_inputs=torch.ones(1, 3),
+            activations=["no_such_layer"],
+        )
+    assert not (tmp_path / "half").exists()  # a retry will not find it "exists"
+    assert not model._forward_pre_hooks and not model._forward_hooks
+    assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks

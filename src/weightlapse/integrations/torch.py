@@ -59,6 +59,7 @@ class TorchWatcher:
         self.epoch = 0
         self._grads: Any = None
         self._stopped = False
+        self._starting = False
         self.probes = ProbeCapture(model, probe_inputs, activations, attributions, probe_targets)
         self._handles: list[Any] = []
         infos, layers = describe_model(model)
@@ -74,12 +75,18 @@ class TorchWatcher:
         self._layer_inputs = LayerInputShapes(
             model, lambda shapes: run.set_meta(layer_inputs=shapes, channels="first")
         )
-        if optimizer is not None:
-            self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
-            self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+        try:
+            if optimizer is not None:
+                self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
+                self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+            if not resumed:
+                self._starting = True  # a problem now is the caller's error, not a warning
+                self._record(force=True)
+                self._starting = False
+        except BaseException:
+            self._remove_hooks()  # nothing of ours stays on the model or the optimizer
+            raise
         run.before_close(self._snapshot_final_state)
-        if not resumed:
-            self._record(force=True)
 
     # ---- hooks ------------------------------------------------------------------------
     def _capture_input_shape(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -205,6 +212,8 @@ class TorchWatcher:
         try:
             yield
         except Exception as exc:
+            if self._starting:
+                raise
             self._stopped = True
             warnings.warn(
                 f"weightlapse stopped recording {self.run.path!s} at step {self.global_step}: "
@@ -234,16 +243,47 @@ def watch(
     >>> rec = weightlapse.torch.watch(model, "runs/mlp", optimizer=opt, gradients=True)
     >>> ...train as usual...; rec.close()
     """
-    if not isinstance(run, RunWriter):
+    if not isinstance(model, torch.nn.Module):
+        raise WeightlapseError(
+            f"watch() needs a torch.nn.Module, got {type(model).__name__}. For other "
+            "frameworks use weightlapse.create(path).log(step, arrays)."
+        )
+    optimizer = unwrap_optimizer(optimizer)
+    made_here = not isinstance(run, RunWriter)
+    if made_here:
         run = create(run, **options)
     elif options:
         run.configure(**options)
-    return TorchWatcher(
-        model,
-        run,
-        optimizer,
-        probe_inputs=probe_inputs,
-        activations=activations,
-        attributions=attributions,
-        probe_targets=probe_targets,
-    )
+    try:
+        return TorchWatcher(
+            model,
+            run,
+            optimizer,
+            probe_inputs=probe_inputs,
+            activations=activations,
+            attributions=attributions,
+            probe_targets=probe_targets,
+        )
+    except BaseException:
+        if made_here:  # no half-made run behind: a retry must not find it "exists"
+            run.discard()
+        raise
+
+
+# Where wrappers keep the optimizer they wrap: accelerate's AcceleratedOptimizer and
+# DeepSpeed-style wrappers (.optimizer), Lightning's LightningOptimizer (._optimizer).
+WRAPPED = ("optimizer", "_optimizer")
+
+
+def unwrap_optimizer(optimizer: Any) -> Any:
+    """The torch optimizer inside wrappers (whose step hooks are the real ones)."""
+    seen = 0
+    while optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        inner = next((getattr(optimizer, a) for a in WRAPPED if hasattr(optimizer, a)), None)
+        if inner is None or seen > 8:
+            raise WeightlapseError(
+                f"optimizer={type(optimizer).__name__} is not a torch.optim.Optimizer and "
+                "wraps none (looked for .optimizer and ._optimizer). Pass the torch optimizer."
+            )
+        optimizer, seen = inner, seen + 1
+    return optimizer
