@@ -175,3 +175,21 @@ def test_metadata_is_json(tmp_path):
     meta = weightlapse.open(tmp_path / "r").meta
     assert meta == {"framework": "generic", "note": "x", "input_shape": [28, 28]}
     json.dumps(meta)
+
+
+def test_a_heartbeat_alone_is_not_news_but_liveness_sees_it(tmp_path):
+    import json
+    import socket
+
+    run_writer = weightlapse.create(tmp_path / "r")
+    run_writer.log(0, {"w": np.ones(2)})
+    run_writer.flush()
+    run = weightlapse.open(tmp_path / "r")
+    doc_path = tmp_path / "r" / "zarr.json"
+    doc = json.loads(doc_path.read_text())
+    writer = doc["attributes"]["weightlapse"]["writer"]
+    writer.update(host=socket.gethostname() + "-elsewhere", heartbeat=0.0)  # as if stale
+    doc_path.write_text(json.dumps(doc))
+    assert run.refresh() is False  # nothing new was recorded
+    assert not run.is_live  # but the stale heartbeat was read
+    run_writer.close()

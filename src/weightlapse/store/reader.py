@@ -13,6 +13,11 @@ from weightlapse.store import layout
 from weightlapse.store.check import attr_problems, per_step_arrays
 
 
+def _recorded(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes less the writer's identity and heartbeat."""
+    return {k: v for k, v in attrs.items() if k != "writer"}
+
+
 class StoreReader:
     """Read-only view of a run's Zarr group; `refresh()` picks up newly committed steps."""
 
@@ -47,12 +52,14 @@ class StoreReader:
         problems = attr_problems(attrs)
         if problems:
             raise self.damaged("attributes", problems[0])
-        changed = attrs != self.attrs
+        # The writer's heartbeat changes every few seconds and is not news: only what it
+        # recorded counts, and only then are the arrays opened (and checked) anew.
+        changed = _recorded(attrs) != _recorded(self.attrs)
         if changed:
             self._group = group
             self._arrays.clear()  # an open handle keeps its old shape
             self._check_rows(attrs)
-            self.attrs = attrs
+        self.attrs = attrs  # the heartbeat too: liveness reads it
         return changed
 
     def _check_chunks_exist(self, path: str, arr: zarr.Array, region: Any) -> None:
