@@ -54,6 +54,17 @@ ExternalDataOpt = typer.Option(
 )
 
 
+def read_options(
+    trust_pickle: bool, max_bytes: int | None, allow_external_data: bool
+) -> dict[str, Any]:
+    """The checkpoint readers' keyword options, from the flags every model command has."""
+    return {
+        "trust_pickle": trust_pickle,
+        "max_bytes": max_bytes,
+        "allow_external_data": allow_external_data,
+    }
+
+
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 

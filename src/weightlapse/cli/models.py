@@ -14,6 +14,7 @@ from weightlapse.cli.common import (
     clean_errors,
     console,
     print_table,
+    read_options,
 )
 
 
@@ -38,11 +39,7 @@ def inspect_command(
     from weightlapse.io.importing import load_weights
     from weightlapse.io.inspect import tensor_rows, write_views
 
-    read = {
-        "trust_pickle": trust_pickle,
-        "max_bytes": max_bytes,
-        "allow_external_data": allow_external_data,
-    }
+    read = read_options(trust_pickle, max_bytes, allow_external_data)
     checkpoint = read_checkpoint(file, **read)
     title = f"{file} ({checkpoint.format}, {len(checkpoint.tensors)} tensors)"
     header = ("tensor", "shape", "dtype", "size", "min", "max", "mean", "std", "NaN", "Inf")
@@ -80,11 +77,7 @@ def diff_command(
     from weightlapse.io.formats import read_checkpoint
     from weightlapse.views.heatmap import heatmap
 
-    read = {
-        "trust_pickle": trust_pickle,
-        "max_bytes": max_bytes,
-        "allow_external_data": allow_external_data,
-    }
+    read = read_options(trust_pickle, max_bytes, allow_external_data)
     first = read_checkpoint(a, **read)
     second = read_checkpoint(b, **read)
     result = compare(first, second)

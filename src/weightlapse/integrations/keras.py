@@ -8,7 +8,6 @@ device weights through `keras.ops`.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from weightlapse.frameworks.keras import backend, describe_model, keras, no_grad
 from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.keras_ops import KerasOps
 from weightlapse.record.numpy_ops import NumpyOps
-from weightlapse.record.recorder import StepRecorder
+from weightlapse.record.recorder import StepRecorder, warn_recording_stopped
 from weightlapse.record.schedule import Never, PerEpoch
 from weightlapse.record.stats import ArrayOps
 from weightlapse.run_writer import RunWriter, create
@@ -173,12 +172,7 @@ class Recorder(keras.callbacks.Callback):
             self._record_now(weights, grads, batch, scalars, epoch_end, force, snapshot, captures)
         except Exception as exc:  # inside fit(): warn once, stop recording, train on
             self._stopped = True
-            warnings.warn(
-                f"weightlapse stopped recording {self.run.path!s} at step {self.global_step}: "
-                f"{exc} Training goes on; the steps recorded before stay readable.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            warn_recording_stopped(self.run.path, self.global_step, exc)
 
     def _record_now(
         self,

@@ -3,7 +3,6 @@ loop needs no other change. Statistics are computed on the parameters' device.""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from weightlapse.frameworks.torch import (
     unwrap,
 )
 from weightlapse.interpret.probes import ProbeCapture
-from weightlapse.record.recorder import StepRecorder
+from weightlapse.record.recorder import StepRecorder, warn_recording_stopped
 from weightlapse.record.schedule import Never
 from weightlapse.record.torch_ops import OPS
 from weightlapse.run_writer import RunWriter, create
@@ -215,12 +214,7 @@ class TorchWatcher:
             if self._starting:
                 raise
             self._stopped = True
-            warnings.warn(
-                f"weightlapse stopped recording {self.run.path!s} at step {self.global_step}: "
-                f"{exc} Training goes on; the steps recorded before stay readable.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            warn_recording_stopped(self.run.path, self.global_step, exc)
 
 
 def watch(

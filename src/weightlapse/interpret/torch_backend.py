@@ -39,9 +39,10 @@ class ReluRule(torch.autograd.Function):
         return _rule_gradient(ctx.rule, grad, out > 0), None
 
 
-class InplaceReluRule(torch.autograd.Function):
+class InplaceReluRule(ReluRule):
     """ReLU in place, as `relu_` and `inplace=True` do: code that does not reassign
-    (`h.relu_(); return fc(h)`) must see the rectified `h` under the rule too."""
+    (`h.relu_(); return fc(h)`) must see the rectified `h` under the rule too. The
+    backward is ReluRule's."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:
@@ -50,11 +51,6 @@ class InplaceReluRule(torch.autograd.Function):
         ctx.save_for_backward(x)  # positive after the clamp iff positive before it
         ctx.rule = rule
         return x
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (out,) = ctx.saved_tensors
-        return _rule_gradient(ctx.rule, grad, out > 0), None
 
 
 RELU_FUNCTIONS = {torch.relu, F.relu, torch.Tensor.relu}

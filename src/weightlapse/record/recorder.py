@@ -24,7 +24,7 @@ from weightlapse.record.stats import (
     summarize,
     summarize_host,
 )
-from weightlapse.store.layout import snapshot_dtype
+from weightlapse.store.layout import snapshot_nbytes
 from weightlapse.store.records import Deferred, KindRows, StepRecord, TensorInfo
 from weightlapse.store.writer import StoreWriter
 
@@ -382,14 +382,14 @@ class StepRecorder:
         self.writer.submit(pending)
 
 
-def snapshot_nbytes(tensor: Any) -> int:
-    """The bytes a tensor's snapshot takes in the store (its dtype as stored)."""
-    size = int(np.prod(tuple(tensor.shape), dtype=np.int64))
-    try:
-        dtype = np.dtype(str(tensor.dtype).replace("torch.", ""))
-    except TypeError:  # bfloat16, float8 and friends are stored as float32
-        dtype = np.dtype(np.float32)
-    return size * snapshot_dtype(dtype).itemsize
+def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:
+    """What a framework recorder says, once, when a problem inside training stops it."""
+    warnings.warn(
+        f"weightlapse stopped recording {path!s} at step {step}: {exc} Training goes on; "
+        "the steps recorded before stay readable.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _to_float(value: Any) -> float:

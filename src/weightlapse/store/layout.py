@@ -129,6 +129,17 @@ def snapshot_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32)
 
 
+def snapshot_nbytes(tensor: Any) -> int:
+    """The bytes a tensor's snapshot takes in the store (its dtype as stored): what the
+    snapshot budget counts and `snapshot_bytes` says."""
+    size = int(np.prod(tuple(tensor.shape), dtype=np.int64))
+    try:
+        dtype = np.dtype(str(tensor.dtype).replace("torch.", ""))
+    except TypeError:  # bfloat16, float8 and friends are stored as float32
+        dtype = np.dtype(np.float32)
+    return size * snapshot_dtype(dtype).itemsize
+
+
 def snapshot_fill(dtype: np.dtype) -> Any:
     """NaN where floats can hold it; 0 for integers and bools."""
     return np.nan if np.dtype(dtype).kind == "f" else 0

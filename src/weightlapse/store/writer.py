@@ -305,7 +305,7 @@ class StoreWriter:
                 arr.resize((k + 1, *arr.shape[1:]))
                 arr[k] = np.asarray(data, dtype=dtype)
                 entry["steps"].append(int(r.step))
-                self.attrs["snapshot_bytes"] += int(data.size) * dtype.itemsize
+                self.attrs["snapshot_bytes"] += layout.snapshot_nbytes(data)
 
     def _commit_attrs(self) -> None:
         self.attrs["writer"]["heartbeat"] = time.time()
