@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"io"},
     {"interpret"},
     {"integrations"},
-    {"demos", "dashboard"},
+    {"demos", "dashboard", "nbwidget"},
     {"cli"},
     {"__init__", "torch", "keras"},  # the public faces
 ]

@@ -51,6 +51,7 @@ _EXPORTS = {
     "statistics_over_time": "weightlapse.views.statistics",
     "trajectories": "weightlapse.views.trajectories",
     "weight_images": "weightlapse.views.weight_images",
+    "widget": "weightlapse.nbwidget",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -82,6 +83,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from weightlapse.health import Finding, diagnose  # noqa: F401
     from weightlapse.interpret.activations import activations  # noqa: F401
     from weightlapse.io.importing import load_weights  # noqa: F401
+    from weightlapse.nbwidget import widget  # noqa: F401
     from weightlapse.record.schedule import Every, LogSpaced, PerEpoch  # noqa: F401
     from weightlapse.run import Run, TensorHistory, open  # noqa: F401
     from weightlapse.run_writer import RunWriter, create  # noqa: F401

@@ -7,9 +7,6 @@ run["w"].trajectory(), run["w"].stats["l2"], run["w"].at(-1)
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +22,7 @@ from weightlapse.errors import (
 )
 from weightlapse.store import layout
 from weightlapse.store.layout import STAT_NAMES
-from weightlapse.store.reader import StoreReader
+from weightlapse.store.reader import StoreReader, writer_is_live
 
 
 @dataclass(frozen=True)
@@ -174,6 +171,11 @@ class TensorHistory:
         return Trajectory(self.run.steps[keep], values[keep], probed)
 
     @property
+    def probed(self) -> int:
+        """How many elements of the tensor were probed (their values kept every step)."""
+        return int(self.run._kind_spec(self.kind)["probe_counts"][self._row])
+
+    @property
     def snapshot_steps(self) -> list[int]:
         entry = self.run._attrs["snapshots"].get(self.kind, {}).get(self.name)
         return list(entry["steps"]) if entry else []
@@ -290,14 +292,7 @@ class Run:
     def is_live(self) -> bool:
         """True while a writer records into the run: not closed, and its writer process
         still there (same host) or its heartbeat recent (see docs/format.md)."""
-        if self._attrs["closed"]:
-            return False
-        writer = self._attrs.get("writer")
-        if not isinstance(writer, dict):
-            return True  # written before writers said who they were
-        if writer.get("host") == socket.gethostname():
-            return _process_exists(int(writer.get("pid", -1)))
-        return time.time() - float(writer.get("heartbeat", 0)) < layout.LIVE_TIMEOUT
+        return writer_is_live(self._attrs)
 
     def _index(self) -> np.ndarray:
         rows = self._reader.rows(layout.INDEX_PATH)
@@ -374,18 +369,6 @@ class Run:
             f"{self.path!s} was opened for reading. Use weightlapse.create(path) to record "
             "a new run."
         )
-
-
-def _process_exists(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # it exists, owned by someone else (or we cannot tell)
-    return True
 
 
 def open(path: str | Path | Any) -> Run:  # noqa: A001 - the public name mirrors zarr.open

@@ -79,7 +79,7 @@ def committed_past_the_data(path):
 
 
 def unreadable_snapshot(path):
-    (path / "param" / "snapshots" / "0" / "c" / "2" / "0").write_bytes(b"garbage")  # step 200
+    (path / "param" / "snapshots" / "w" / "c" / "2" / "0").write_bytes(b"garbage")  # step 200
     return "snapshots"
 
 

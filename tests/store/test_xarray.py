@@ -62,3 +62,40 @@ def test_snapshot_arrays_say_which_tensor_they_hold(run_path):
 
     snaps = zarr.open_group(run_path, mode="r")["param/snapshots"]
     assert {snaps[k].attrs["tensor"] for k in snaps.array_keys()} == {"fc/w", "fc/b"}
+    assert sorted(snaps.array_keys()) == ["fc%2Fb", "fc%2Fw"]  # named, never nested
+
+
+def test_open_datatree_reads_every_group_with_snapshots_named_by_tensor(run_path):
+    proc = run_python(
+        "import json, xarray as xr\n"
+        f"tree = xr.open_datatree({str(run_path)!r}, engine='zarr', consolidated=False)\n"
+        "snaps = tree['param/snapshots']\n"
+        "print(json.dumps({'groups': sorted(tree.groups), 'vars': sorted(snaps.data_vars),\n"
+        "    'w': snaps['fc%2Fw'].values.tolist(), 'dims': list(snaps['fc%2Fw'].dims)}))"
+    )
+    out = __import__("json").loads(proc.stdout)
+    assert {"/param", "/grad", "/param/snapshots"} <= set(out["groups"])
+    assert out["vars"] == ["fc%2Fb", "fc%2Fw"]
+    assert out["dims"] == ["fc%2Fw:step", "fc%2Fw:0", "fc%2Fw:1"]
+    assert out["w"][0] == [[0.0, 0.0]] * 3 and out["w"][-1] == [[4.0, 4.0]] * 3
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["..", ".", "./x", "a/../../b"],
+        ["a/b", "a%2Fb", "a:b", "ä ü"],
+        ["x" * 400, "x" * 399 + "y", "conv1.weight"],
+    ],
+)
+def test_any_tensor_name_gets_its_own_snapshot_array_inside_the_run(tmp_path, names):
+    path = tmp_path / "r"
+    with weightlapse.create(path, snapshots=1) as run:
+        run.log(0, {n: np.full(2, float(i)) for i, n in enumerate(names)})
+    run = weightlapse.open(path)
+    for i, name in enumerate(names):
+        assert run[name].at(0).tolist() == [float(i)] * 2
+    inside = {p.resolve() for p in (path / "param" / "snapshots").iterdir() if p.is_dir()}
+    assert len(inside) == len(names)
+    assert all(len(p.name) <= 130 for p in inside)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # nothing escaped the run

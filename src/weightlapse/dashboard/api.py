@@ -3,7 +3,6 @@ routes in app.py only parse a request and call these. A `NotFound` becomes a 404
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 import time
@@ -208,21 +207,10 @@ def frame(run: Run, name: str, kind: str, step: int | None) -> Frame:
 
 
 def view_png(run: Run, view: str, tensor: str | None, options: dict[str, int]) -> bytes:
-    """A registry view drawn as a PNG; image views snap `step` to the latest snapshot at
-    or before it."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from weightlapse.views.registry import VIEWS, render
+    """A registry view drawn as a PNG (image views snap `step` to a snapshot)."""
+    from weightlapse.views.registry import render_png
 
     try:
-        spec = VIEWS.get(view)
-        if "step" in options and tensor and spec is not None and spec.panels is not None:
-            history = run.history(tensor, spec.snapshot_kind)
-            options = {**options, "step": history.latest_snapshot_at(options["step"])}
-        fig = render(run, view, tensor, **options)
+        return render_png(run, view, tensor, **options)
     except WeightlapseError as exc:
         raise NotFound(str(exc)) from None
-    buffer = io.BytesIO()
-    fig.set_dpi(80)
-    FigureCanvasAgg(fig).print_png(buffer)
-    return buffer.getvalue()

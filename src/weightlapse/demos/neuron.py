@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from weightlapse.demos.frameworks import check_framework
 from weightlapse.run import Run
 from weightlapse.run import open as open_run
+from weightlapse.views.figure import new_figure
 from weightlapse.views.trajectories import trajectories
 
 EPOCHS, BATCH, LR, NOISE = 10, 32, 0.5, 0.014
@@ -95,7 +96,7 @@ def _train_keras(run_path: Path, seed: int) -> tuple[float, float, str, str]:
 
 def neuron_figure(run: Run, kernel: str, bias: str, framework: str) -> Figure:
     """The story's figure: the two weights over the batches, the bias below."""
-    fig = Figure(figsize=(8, 6), layout="constrained")
+    fig = new_figure((8, 6))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     trajectories(run, kernel, ax=top, title=f"{framework}: the two weights over batches")
     trajectories(run, bias, ax=bottom, title="bias")

@@ -21,6 +21,7 @@ from weightlapse.views.attributions import (
     attribution_grid,
     attribution_overlay,
 )
+from weightlapse.views.figure import new_figure
 
 
 def explain(
@@ -104,7 +105,7 @@ def feature_projections(
     chosen = np.argsort(-strength.max(axis=0), kind="stable")[:channels]
     top = min(top, len(x))
     projector = make_method(method, model)
-    fig = Figure(figsize=(1.3 * top, 2.7 * len(chosen) + 0.5), layout="constrained")
+    fig = new_figure((1.3 * top, 2.7 * len(chosen) + 0.5))
     axes = fig.subplots(2 * len(chosen), top, squeeze=False)
     for row, channel in enumerate(chosen):
         best = np.argsort(-strength[:, channel], kind="stable")[:top]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import zarr
@@ -79,14 +82,30 @@ def dimension_names(path: str, ndim: int) -> tuple[str, ...]:
     if what == "probes":
         return ("step", f"{kind}_probe")
     if what.startswith("snapshots/"):
-        number = what.rsplit("/", 1)[-1]
-        return (f"snapshot_{number}", *(f"axis_{number}_{i}" for i in range(ndim - 1)))
+        leaf = what.split("/", 1)[1]
+        return (f"{leaf}:step", *(f"{leaf}:{i}" for i in range(ndim - 1)))
     return tuple(f"dim_{i}" for i in range(ndim))
 
 
-def snapshot_path(kind: str, tensor_number: int) -> str:
-    # Numbered, not named: tensor names hold '/', '.', ':' and would nest or collide.
-    return f"{kind}/snapshots/{tensor_number}"
+def snapshot_path(kind: str, tensor: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """Where a tensor's snapshots live, named by the tensor so that xarray and a file
+    browser show which is which: `param/snapshots/conv1.weight`. Characters other than
+    letters, digits and `._-` are percent-encoded ('dense/kernel' -> 'dense%2Fkernel'),
+    so a name never nests, escapes or collides; a name too long for a file system keeps
+    its start and a hash. `attrs.snapshots` holds each array's path: readers never decode
+    names (and runs of format 1 before this used numbers)."""
+    leaf = quote(tensor, safe="._-") or "%00"
+    if leaf.startswith("."):
+        leaf = "%2E" + leaf[1:]
+    if len(leaf) > MAX_LEAF:
+        leaf = f"{leaf[: MAX_LEAF - 13]}~{hashlib.sha1(tensor.encode()).hexdigest()[:12]}"
+    path, n = f"{kind}/snapshots/{leaf}", 1
+    while path in taken:  # only after a cut name's hash collided
+        path, n = f"{kind}/snapshots/{leaf}~{n}", n + 1
+    return path
+
+
+MAX_LEAF = 120  # bytes of an encoded name; file systems allow 255
 
 
 # Every chunk is written, also one that holds only fill values: then a missing chunk file
@@ -149,3 +168,23 @@ def snapshot_fill(dtype: np.dtype) -> Any:
 # heartbeat is older than LIVE_TIMEOUT (or whose writer process is gone) as ended.
 HEARTBEAT_SECONDS = 5.0
 LIVE_TIMEOUT = 60.0
+
+
+def new_run_attrs(bins: int, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The root attributes of a new run (docs/format.md says each)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "bins": bins,
+        "stat_names": list(STAT_NAMES),
+        "index_columns": list(INDEX_COLUMNS),
+        "committed_steps": 0,
+        "scalars": [],
+        "kinds": {},
+        "tensors": {},
+        "snapshots": {},
+        "snapshot_bytes": 0,
+        "meta": dict(meta or {}),
+        "closed": False,
+        "every_chunk": True,
+    }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import time
 from typing import Any
 
 import numpy as np
@@ -141,3 +144,28 @@ class StoreReader:
             if isinstance(exc, PermissionError):
                 raise
             raise self.damaged(path, f"data cannot be read ({type(exc).__name__})") from None
+
+
+def writer_is_live(attrs: dict[str, Any]) -> bool:
+    """Whether a writer still records into a run: not closed, and its process still there
+    (same host) or its heartbeat recent (see docs/format.md)."""
+    if attrs["closed"]:
+        return False
+    writer = attrs.get("writer")
+    if not isinstance(writer, dict):
+        return True  # written before writers said who they were
+    if writer.get("host") == socket.gethostname():
+        return _process_exists(int(writer.get("pid", -1)))
+    return time.time() - float(writer.get("heartbeat", 0)) < layout.LIVE_TIMEOUT
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, owned by someone else (or we cannot tell)
+    return True

@@ -8,7 +8,6 @@ when more than `max_pending_bytes` are queued.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import queue
 import socket
@@ -25,7 +24,6 @@ import zarr
 from weightlapse.errors import RecordingError, RunFormatError
 from weightlapse.store import layout
 from weightlapse.store.check import remove_partial_files
-from weightlapse.store.layout import STAT_NAMES
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
 
@@ -87,7 +85,7 @@ class StoreWriter:
                 self.attrs["meta"].update(meta)
         else:
             self.group = _create_group(path, overwrite)
-            self.attrs = new_run_attrs(bins, meta)
+            self.attrs = layout.new_run_attrs(bins, meta)
         self.bins = int(self.attrs["bins"])
         self.attrs["closed"] = False
         self.attrs["writer"] = writer_identity()
@@ -286,7 +284,8 @@ class StoreWriter:
                 entry = spec.get(name)
                 dtype = layout.snapshot_dtype(np.asarray(data).dtype)
                 if entry is None:
-                    path = layout.snapshot_path(kind, len(spec))
+                    used = {e["array"] for e in spec.values()}
+                    path = layout.snapshot_path(kind, name, used)
                     self.group.create_array(
                         path,
                         shape=(0, *data.shape),
@@ -310,25 +309,6 @@ class StoreWriter:
     def _commit_attrs(self) -> None:
         self.attrs["writer"]["heartbeat"] = time.time()
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
-
-
-def new_run_attrs(bins: int, meta: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "format_version": layout.FORMAT_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        "bins": bins,
-        "stat_names": list(STAT_NAMES),
-        "index_columns": list(layout.INDEX_COLUMNS),
-        "committed_steps": 0,
-        "scalars": [],
-        "kinds": {},
-        "tensors": {},
-        "snapshots": {},
-        "snapshot_bytes": 0,
-        "meta": dict(meta or {}),
-        "closed": False,
-        "every_chunk": True,
-    }
 
 
 def writer_identity() -> dict[str, Any]:

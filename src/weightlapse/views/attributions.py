@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
-from weightlapse.views.panels import Panels, draw_panels, figure_and_axes
+from weightlapse.views.figure import drawn, figure_and_axes, new_figure
+from weightlapse.views.panels import Panels, draw_panels
 
 HEAT = "inferno"
 
@@ -65,7 +66,7 @@ def attribution_overlay(
     heat = as_heat(attribution)
     extent = (0, picture.shape[1], picture.shape[0], 0)
     if side_by_side:
-        fig = Figure(figsize=(7, 3.6), layout="constrained")
+        fig = new_figure((7, 3.6))
         left, right = fig.subplots(1, 2)
         left.imshow(picture, cmap=gray, extent=extent)
         shown = right.imshow(heat, cmap=cmap, extent=extent)
@@ -76,6 +77,7 @@ def attribution_overlay(
         left.set_title("input")
         right.set_title(title or "attribution")
         return fig
+    given = ax
     fig, ax = figure_and_axes(ax, (4.2, 4.0))
     ax.imshow(picture, cmap=gray, extent=extent)
     shown = ax.imshow(heat, cmap=cmap, alpha=alpha, extent=extent, interpolation="bilinear")
@@ -83,7 +85,7 @@ def attribution_overlay(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)
-    return fig
+    return drawn(fig, given)
 
 
 def attribution_grid(
@@ -102,7 +104,7 @@ def attribution_grid(
     """
     images = list(images)
     names = list(maps)
-    fig = Figure(figsize=(2.6 * (1 + len(names)), 2.2 * len(images) + 0.4), layout="constrained")
+    fig = new_figure((2.6 * (1 + len(names)), 2.2 * len(images) + 0.4))
     axes = fig.subplots(len(images), 1 + len(names), squeeze=False)
     for row, image in enumerate(images):
         picture, gray = as_picture(image)

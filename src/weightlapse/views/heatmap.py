@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
 from weightlapse.views.colors import DIVERGING, nonfinite_note, symmetric_limit
+from weightlapse.views.figure import new_figure
 from weightlapse.views.panels import Panels, draw_panels
 
 REDUCTIONS = ("mean", "maxabs")
@@ -142,4 +143,4 @@ def heatmap(
         return draw_panels(panels, fig=fig)
     rows, cols = panels.images[0].shape
     size = (min(12.0, 3 + cols / 40), min(12.0, 1.5 + rows / 40))
-    return draw_panels(panels, fig=fig or Figure(figsize=size, layout="constrained"))
+    return draw_panels(panels, fig=fig or new_figure(size))

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Histograms, Run
 from weightlapse.views.colors import SEQUENTIAL, colormap
-from weightlapse.views.panels import figure_and_axes, fit_title
+from weightlapse.views.figure import drawn, figure_and_axes
+from weightlapse.views.panels import fit_title
 
 
 def common_grid(hist: Histograms, value_bins: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +72,7 @@ def histograms_over_time(
         history = source.history(name, kind)
         hist, stats = history.histograms, history.stats
     matrix, grid = common_grid(hist, value_bins)
+    given = ax
     fig, ax = figure_and_axes(ax, (8.0, 4.0))
     peak = max(1.0, float(matrix.max()))
     norm = LogNorm(vmin=min(1.0, peak / 1e4), vmax=peak) if log else Normalize(0, peak)
@@ -89,7 +91,7 @@ def histograms_over_time(
     )
     ax.set_xlabel("step")
     ax.set_ylabel("value")
-    return fig
+    return drawn(fig, given)
 
 
 def histogram_ridgeline(
@@ -115,6 +117,7 @@ def histogram_ridgeline(
                 f"steps run {recorded[0]}..{recorded[-1]}."
             )
         picks = np.array([recorded.index(s) for s in steps])
+    given = ax
     fig, ax = figure_and_axes(ax, (7.0, 1.0 + 0.7 * len(picks)))
     cmap = colormap(SEQUENTIAL)
     peak = max(1, int(hist.counts[picks].max()))
@@ -129,4 +132,4 @@ def histogram_ridgeline(
     ax.set_yticks([])
     ax.set_xlabel("value")
     ax.set_title(fit_title(f"{name} ({kind}): histograms of {len(picks)} steps", fig))
-    return fig
+    return drawn(fig, given)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 import textwrap
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 
 from weightlapse.views.colors import GAP_COLOR, NAN_COLOR, colormap, for_display
+from weightlapse.views.figure import new_figure
 
 
 @dataclass
@@ -49,7 +48,7 @@ def draw_panels(panels: Panels, fig: Figure | None = None, panel_inches: float =
     aspect = _aspect(panels.images[0]) if n else 1.0
     width = max(5.0, panel_inches * ncols + (1.0 if panels.colorbar_label else 0.3))
     height = panel_inches * aspect * nrows + 0.9
-    fig = fig or Figure(figsize=(width, min(height, 40)), layout="constrained")
+    fig = fig or new_figure((width, min(height, 40)))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     cmap = colormap(panels.cmap)
     shown = None
@@ -130,11 +129,3 @@ def fit_title(text: str, fig: Figure) -> str:
     """A title wrapped to the figure's width: a long name must not be cut at the left."""
     chars = max(20, int(fig.get_figwidth() * 10))
     return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
-
-
-def figure_and_axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Axes]:
-    """The figure of a given axes, or a new figure with one axes."""
-    if ax is not None:
-        return ax.get_figure(), ax
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.add_subplot()

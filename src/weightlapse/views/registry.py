@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from weightlapse.views.histograms import histogram_ridgeline, histograms_over_ti
 from weightlapse.views.panels import Panels
 from weightlapse.views.statistics import overview, statistics_over_time
 from weightlapse.views.trajectories import trajectories
-from weightlapse.views.weight_images import weight_images, weight_panels
+from weightlapse.views.weight_images import has_image_inputs, weight_images, weight_panels
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,36 @@ def get_view(name: str) -> View:
     return VIEWS[name]
 
 
+def views_for(run: Any, tensor: str) -> list[str]:
+    """The views that fit a recorded tensor or probed layer, the best first: a conv
+    kernel's filter grid, a dense layer's per-unit images when its inputs are images, a
+    matrix otherwise; then the views over steps. Views that would only raise an error
+    (filters of a dense layer, an image view with no snapshot) are not offered."""
+    fits: list[str] = []
+    if tensor in run.names("param"):
+        history = run.history(tensor, "param")
+        if history.snapshot_steps:
+            if len(history.shape) >= 3:
+                fits.append("filters")
+            elif has_image_inputs(run, tensor):
+                fits.append("weights")
+            fits.append("heatmap")
+        fits += ["stats", "histograms", "ridgeline"]
+        if history.probed:
+            fits.append("trajectories")
+    for kind, view in (("activation", "activations"), ("attribution", "attributions")):
+        if kind in run.kinds and tensor in run.names(kind):
+            if run.history(tensor, kind).snapshot_steps:
+                fits.append(view)
+    if not fits:
+        raise UnknownNameError(tensor, run.tensors, what="tensor")
+    return fits
+
+
+def best_view(run: Any, tensor: str) -> str:
+    return views_for(run, tensor)[0]
+
+
 def render(run: Any, view: str, tensor: str | None, **given: Any) -> Figure:
     """Draws a view with the options it takes; the others are left out."""
     spec = get_view(view)
@@ -87,3 +118,19 @@ def render(run: Any, view: str, tensor: str | None, **given: Any) -> Figure:
     options = {k: v for k, v in given.items() if k in spec.takes and v is not None}
     args = (run, tensor) if spec.needs_tensor else (run,)
     return spec.function(*args, **options)
+
+
+def render_png(run: Any, view: str, tensor: str | None, dpi: int = 80, **given: Any) -> bytes:
+    """A view drawn as PNG bytes. Image views snap `step` to the latest snapshot at or
+    before it, so a slider over every recorded step always shows a picture."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    spec = get_view(view)
+    if given.get("step") is not None and tensor and spec.panels is not None:
+        history = run.history(tensor, spec.snapshot_kind)
+        given = {**given, "step": history.latest_snapshot_at(given["step"])}
+    fig = render(run, view, tensor, **given)
+    buffer = io.BytesIO()
+    fig.set_dpi(dpi)
+    FigureCanvasAgg(fig).print_png(buffer)
+    return buffer.getvalue()

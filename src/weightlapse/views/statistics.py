@@ -16,7 +16,8 @@ from weightlapse.errors import UnknownNameError, UnknownTensorError, Weightlapse
 from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.views.colors import DIVERGING, NAN_COLOR, NOT_RECORDED_COLOR, colormap
-from weightlapse.views.panels import figure_and_axes, fit_title
+from weightlapse.views.figure import drawn, figure_and_axes, new_figure
+from weightlapse.views.panels import fit_title
 
 USUAL_UPDATE_RATIO = 1e-3
 
@@ -64,7 +65,7 @@ def statistics_over_time(
         raise UnknownNameError(unknown[0], STAT_NAMES, what="statistic")
     has_updates = "update" in run.kinds
     rows = 3 if has_updates else 2
-    fig = fig or Figure(figsize=(8.0, 2.4 * rows + 0.6), layout="constrained")
+    fig = fig or new_figure((8.0, 2.4 * rows + 0.6))
     axes = fig.subplots(rows, 1, sharex=True, height_ratios=[2] + [1] * (rows - 1))
     main, health = axes[0], axes[-1]
     styles = ["-", "--", ":", "-."]
@@ -165,6 +166,7 @@ def overview(
         columns = np.searchsorted(steps, table.steps)
         matrix[i, columns] = table[stat]
         recorded[i, columns] = True
+    given = ax
     fig, ax = figure_and_axes(ax, (9.0, 1.2 + 0.28 * len(names)))
     labels = list(names)
     if relative:
@@ -214,4 +216,4 @@ def overview(
     ax.set_xticks(ticks + 0.5, [str(int(steps[t])) for t in ticks])
     ax.set_xlabel("step")
     ax.set_title(fit_title(f"{kind} {stat} of every tensor over training", fig))
-    return fig
+    return drawn(fig, given)

@@ -7,7 +7,8 @@ from matplotlib.figure import Figure
 
 from weightlapse.run import Run, Trajectory
 from weightlapse.views.colors import nonfinite_note
-from weightlapse.views.panels import figure_and_axes, fit_title
+from weightlapse.views.figure import drawn, figure_and_axes
+from weightlapse.views.panels import fit_title
 
 
 def trajectories(
@@ -29,6 +30,7 @@ def trajectories(
     else:
         history = source.history(name, kind)
         traj = history.trajectory(elements)
+    given = ax
     fig, ax = figure_and_axes(ax)
     labels = [f"{name}[{', '.join(map(str, e))}]" for e in traj.elements]
     for column, label in enumerate(labels):
@@ -41,4 +43,4 @@ def trajectories(
     if 0 < len(labels) <= 12:
         ax.legend(fontsize="small", loc="best")
     ax.grid(True, alpha=0.3)
-    return fig
+    return drawn(fig, given)

@@ -105,6 +105,23 @@ def weight_images(
     return draw_panels(panels, fig=fig)
 
 
+def has_image_inputs(run: Run, name: str) -> bool:
+    """Whether each unit of a 2-D weight reads an image, as the run recorded it (the
+    layer's own input, else the model's), so that per-unit images show what it looks
+    for. A square input count alone is no evidence: a 256-wide hidden layer is not 16x16."""
+    history = run[name]
+    if len(history.shape) != 2:
+        return False
+    meta = run.meta
+    axis = _input_axis(history.shape, history.layout, None, None, meta, history.layer)
+    n_inputs = history.shape[axis]
+    last = meta.get("channels") == "last"
+    for shape in (meta.get("layer_inputs", {}).get(history.layer), meta.get("input_shape")):
+        if shape and _size(shape) == n_inputs:
+            return len(_squeezed(shape, last)[0]) >= 2
+    return False
+
+
 def _unit_images(
     per_unit: np.ndarray, shape: tuple[int, ...], last: bool
 ) -> tuple[list, list | None, str]:
