@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"frames"},  # a Run as xarray/pandas tables, through its public methods
     {"record", "run", "frameworks"},
-    {"run_writer"},
+    {"run_writer", "names"},
     {"views", "health", "catalog"},
     {"io"},
     {"interpret"},

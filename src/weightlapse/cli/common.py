@@ -66,6 +66,12 @@ def read_options(
 
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+TensorsOpt = typer.Option(
+    None,
+    "--tensors",
+    "-t",
+    help="Only these tensors: names, layer names or globs ('conv*'); repeat for more.",
+)
 
 
 def print_json(data: object) -> None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from weightlapse.cli.common import (
     JsonOpt,
+    TensorsOpt,
     clean_errors,
     console,
     human_bytes,
@@ -26,13 +27,19 @@ def register(app: typer.Typer) -> None:
 @clean_errors
 def info(
     run_path: Path = typer.Argument(..., help="A recorded run."),
+    tensors: list[str] | None = TensorsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """What a run holds: tensors, steps, scalars and size on disk (also while it is written)."""
     from weightlapse.catalog import run_summary
+    from weightlapse.names import resolve_tensors
     from weightlapse.run import open as open_run
 
-    summary = run_summary(open_run(run_path), run_path)
+    run = open_run(run_path)
+    summary = run_summary(run, run_path)
+    if tensors:
+        chosen = set(resolve_tensors(run, tensors))
+        summary["tensors"] = [t for t in summary["tensors"] if t["name"] in chosen]
     if as_json:
         print_json(summary)
         return
@@ -176,6 +183,7 @@ def doctor(
         help="Exit 1 when a finding is at least this severe: never, warning, error "
         "(NaN/Inf, exploding gradients). For CI.",
     ),
+    tensors: list[str] | None = TensorsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Names what went wrong in a run and when: NaN/Inf, exploding or vanishing
@@ -185,7 +193,13 @@ def doctor(
 
     if fail_on not in LEVELS:
         raise WeightlapseError(f"--fail-on {fail_on}: give one of {', '.join(LEVELS)}.")
-    findings = diagnose(open_run(run_path))
+    run = open_run(run_path)
+    findings = diagnose(run)
+    if tensors:
+        from weightlapse.names import resolve_tensors
+
+        chosen = set(resolve_tensors(run, tensors))
+        findings = [f for f in findings if f.tensor in chosen]
     worst = max((LEVELS.index(f.severity) for f in findings), default=0)
     failed = fail_on != "never" and bool(findings) and worst >= LEVELS.index(fail_on)
     if as_json:
@@ -219,8 +233,18 @@ def export_command(
         None, "--tensorboard", help="Write TensorBoard event files here."
     ),
     npz: Path | None = typer.Option(None, "--npz", help="Write every snapshot to this .npz."),
+    images: str = typer.Option(
+        "snapshots",
+        "--images",
+        help="TensorBoard images: snapshots (each tensor's best picture at each snapshot), "
+        "all (every picture that fits), none.",
+    ),
+    tensors: list[str] | None = TensorsOpt,
 ) -> None:
-    """A run to TensorBoard (scalars, histograms at every step, filter images) or .npz."""
+    """A run to TensorBoard (scalars, statistics, histograms at every step, pictures of
+    the snapshots) or .npz."""
+    from rich.progress import Progress
+
     from weightlapse.io.export import export_npz, export_tensorboard
     from weightlapse.run import open as open_run
 
@@ -228,11 +252,16 @@ def export_command(
         raise WeightlapseError("Say where to export: --tensorboard LOGDIR and/or --npz FILE.")
     run = open_run(run_path)
     if tensorboard is not None:
-        with console.status("writing TensorBoard events..."):
-            export_tensorboard(run, tensorboard)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("TensorBoard events", total=None)
+
+            def show(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            export_tensorboard(run, tensorboard, images=images, tensors=tensors, progress=show)
         console.print(f"wrote {tensorboard} (tensorboard --logdir {tensorboard})")
     if npz is not None:
-        console.print(f"wrote {export_npz(run, npz)}")
+        console.print(f"wrote {export_npz(run, npz, tensors=tensors)}")
 
 
 @clean_errors

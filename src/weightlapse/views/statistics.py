@@ -4,7 +4,6 @@ dying or exploding layer stands out at a glance."""
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,7 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 
-from weightlapse.errors import UnknownNameError, UnknownTensorError, WeightlapseError
+from weightlapse.errors import UnknownNameError, WeightlapseError
+from weightlapse.names import resolve_tensors
 from weightlapse.run import Run
 from weightlapse.store.layout import STAT_NAMES
 from weightlapse.views.colors import DIVERGING, NAN_COLOR, NOT_RECORDED_COLOR, colormap
@@ -20,28 +20,6 @@ from weightlapse.views.figure import drawn, figure_and_axes, new_figure
 from weightlapse.views.panels import fit_title
 
 USUAL_UPDATE_RATIO = 1e-3
-
-
-def resolve_tensors(run: Run, selector: str | Sequence[str]) -> list[str]:
-    """A tensor name, a layer name (all its tensors), a glob, or a list of those."""
-    selectors = [selector] if isinstance(selector, str) else list(selector)
-    names: list[str] = []
-    layers = {run[n].layer: [] for n in run.tensors}
-    for n in run.tensors:
-        layers[run[n].layer].append(n)
-    for sel in selectors:
-        if sel in run.tensors:
-            found = [sel]
-        elif sel in layers and sel:
-            found = layers[sel]
-        else:
-            found = [n for n in run.tensors if fnmatch.fnmatchcase(n, sel)]
-        if not found:
-            raise UnknownTensorError(
-                sel, run.tensors + [x for x in layers if x], what="tensor or layer"
-            )
-        names += [n for n in found if n not in names]
-    return names
 
 
 def statistics_over_time(
