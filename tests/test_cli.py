@@ -148,3 +148,44 @@ def test_ls_and_json_for_scripts(tmp_path):
     assert info["tensors"][0]["name"] == "w" and info["last_step"] == 2 and not info["live"]
     doctor = json.loads(runner.invoke(app, ["doctor", str(tmp_path / "a"), "--json"]).output)
     assert isinstance(doctor, list)
+
+
+def test_inspect_json_and_tensor_globs(tmp_path):
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import weightlapse
+    from weightlapse.cli import app
+
+    weights = {
+        "conv1.weight": np.ones((2, 1, 3, 3)),
+        "conv1.bias": np.array([np.nan, 1.0]),
+        "fc.weight": np.zeros((3, 4)),
+    }
+    np.savez(tmp_path / "m.npz", **weights)
+    runner = CliRunner()
+    out = runner.invoke(app, ["inspect", str(tmp_path / "m.npz"), "--json"])
+    data = json.loads(out.output)  # strict: NaN statistics are null, not NaN
+    rows = {r["name"]: r for r in data["tensors"]}
+    assert data["format"] and set(rows) == set(weights)
+    assert rows["conv1.bias"]["nan_count"] == 1 and rows["conv1.bias"]["min"] == 1.0
+    assert rows["conv1.weight"]["shape"] == [2, 1, 3, 3]
+    with weightlapse.create(tmp_path / "r") as run:
+        for step in range(2):
+            run.log(
+                step,
+                {
+                    "conv1": {"weight": np.ones(2) * step, "bias": np.ones(1)},
+                    "fc": {"weight": np.full(3, np.nan)},
+                },
+            )
+    info = json.loads(
+        runner.invoke(app, ["info", str(tmp_path / "r"), "--json", "-t", "conv1*"]).output
+    )
+    assert [t["name"] for t in info["tensors"]] == ["conv1/weight", "conv1/bias"]
+    doctor = runner.invoke(app, ["doctor", str(tmp_path / "r"), "--json", "--tensors", "conv1/*"])
+    assert all(f["tensor"].startswith("conv1/") for f in json.loads(doctor.output))
+    wrong = runner.invoke(app, ["info", str(tmp_path / "r"), "-t", "nope*"])
+    assert wrong.exit_code == 2 and "nope*" in wrong.output and "conv1/weight" in wrong.output

@@ -50,7 +50,9 @@ def test_statistics_and_update_ratios_are_scalars(run, tmp_path):
     events = load(export_tensorboard(run, tmp_path / "tb", images="none"))
     tags = events.Tags()["scalars"]
     assert (
-        "scalars/loss" in tags and "param.l2/fc.weight" in tags and "grad.nan_count/conv.weight" in tags
+        "scalars/loss" in tags
+        and "param.l2/fc.weight" in tags
+        and "grad.nan_count/conv.weight" in tags
     )
     l2 = events.Scalars("param.l2/fc.bias")
     assert [e.step for e in l2] == [0, 1, 2, 3, 4]

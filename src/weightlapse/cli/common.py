@@ -75,10 +75,23 @@ TensorsOpt = typer.Option(
 
 
 def print_json(data: object) -> None:
-    """Machine-readable output: one JSON document on stdout (NaN and Inf as null)."""
+    """Machine-readable output: one JSON document on stdout (NaN and Inf as null: JSON
+    has neither, and `NaN` in the output would break every strict parser)."""
     import json
+    import math
 
-    sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
+    def plain(value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if hasattr(value, "item") and callable(value.item):  # numpy scalars
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    sys.stdout.write(json.dumps(plain(data), indent=1, default=str, allow_nan=False) + "\n")
 
 
 def human_bytes(total: float | None) -> str:

@@ -9,10 +9,12 @@ from rich.table import Table
 
 from weightlapse.cli.common import (
     ExternalDataOpt,
+    JsonOpt,
     MaxBytesOpt,
     TrustOpt,
     clean_errors,
     console,
+    print_json,
     print_table,
     read_options,
 )
@@ -33,6 +35,7 @@ def inspect_command(
     trust_pickle: bool = TrustOpt,
     max_bytes: int | None = MaxBytesOpt,
     allow_external_data: bool = ExternalDataOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Every tensor of a saved model, without training it; with -o, its views."""
     from weightlapse.io.formats import read_checkpoint
@@ -42,6 +45,12 @@ def inspect_command(
     read = read_options(trust_pickle, max_bytes, allow_external_data)
     checkpoint = read_checkpoint(file, **read)
     title = f"{file} ({checkpoint.format}, {len(checkpoint.tensors)} tensors)"
+    rows = tensor_rows(checkpoint.tensors, progress=not as_json)
+    if as_json:
+        print_json({"file": str(file), "format": checkpoint.format, "tensors": rows})
+        if out is not None:
+            write_views(load_weights(file, **read), out)
+        return
     header = ("tensor", "shape", "dtype", "size", "min", "max", "mean", "std", "NaN", "Inf")
     cells = [
         (
@@ -53,7 +62,7 @@ def inspect_command(
             str(int(row["nan_count"])),
             str(int(row["inf_count"])),
         )
-        for row in tensor_rows(checkpoint.tensors, progress=True)
+        for row in rows
     ]
     print_table(title, header, cells)
     if out is not None:
