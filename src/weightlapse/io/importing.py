@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import zarr
 
 from weightlapse.io.formats import Checkpoint, CheckpointError, read_checkpoint
+from weightlapse.io.formats.common import ReadOptions
 from weightlapse.run import Run
 from weightlapse.run import open as open_run
 from weightlapse.run_writer import RunWriter, create
@@ -82,6 +84,31 @@ CHECKPOINT_SUFFIXES = (
 )
 
 
+def checkpoint_entries(folder: Path) -> list[tuple[str, Callable[[ReadOptions], Checkpoint]]]:
+    """The checkpoints in a folder, in natural order, each as (name, how to read it): a
+    file; the shards of one checkpoint (`model-00001-of-00003.safetensors`, ...) as one;
+    a Hugging Face model folder inside it (`checkpoint-500/`) as one."""
+    from weightlapse.io.formats.hf_folder import SHARD, check_complete, is_hf_folder, read_shards
+
+    def reader(path: Path) -> Callable[[ReadOptions], Checkpoint]:
+        return lambda options: read_checkpoint(path, **vars(options))
+
+    entries: dict[str, Callable[[ReadOptions], Checkpoint]] = {}
+    shards: dict[tuple[str, str, str], list[Path]] = {}
+    for path in sorted(folder.iterdir(), key=natural_key):
+        match = SHARD.match(path.name)
+        if path.is_file() and match:
+            shards.setdefault((match["stem"], match["total"], match["ext"]), []).append(path)
+        elif path.is_file() and path.suffix.lower() in CHECKPOINT_SUFFIXES:
+            entries[path.name] = reader(path)
+        elif path.is_dir() and is_hf_folder(path):
+            entries[path.name] = reader(path)
+    for (stem, total, ext), files in shards.items():
+        check_complete(folder, stem, int(total), ext, files)
+        entries[stem] = lambda options, files=sorted(files): read_shards(files, options)
+    return sorted(entries.items(), key=lambda e: natural_key(Path(e[0])))
+
+
 def import_checkpoints(
     folder: str | Path,
     run_path: str | Path,
@@ -109,22 +136,22 @@ def import_checkpoints(
             f"{run_path}: refused, it holds the checkpoints being imported ({folder}); "
             "give the run a path of its own."
         )
-    files = sorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES), key=natural_key
-    )
-    if not files:
+    entries = checkpoint_entries(folder)
+    if not entries:
         raise CheckpointError(
-            f"{folder}: no checkpoint files (looked for {', '.join(CHECKPOINT_SUFFIXES)})."
+            f"{folder}: no checkpoint files (looked for {', '.join(CHECKPOINT_SUFFIXES)}, "
+            "sharded checkpoints and Hugging Face model folders)."
         )
-    numbers = [re.findall(r"\d+", p.stem) for p in files]
-    steps = [int(n[-1]) for n in numbers] if all(numbers) else list(range(len(files)))
+    numbers = [re.findall(r"\d+", name) for name, _ in entries]
+    steps = [int(n[-1]) for n in numbers] if all(numbers) else list(range(len(entries)))
     if len(set(steps)) != len(steps):
-        steps = list(range(len(files)))
-    items = zip(steps, files)
+        steps = list(range(len(entries)))
+    items = zip(steps, [read for _, read in entries])
     if progress:
         from rich.progress import track
 
         items = track(list(items), description="importing")
+    options = ReadOptions(trust_pickle, max_bytes, allow_external_data)
     with create(
         run_path,
         snapshots=None,
@@ -133,12 +160,6 @@ def import_checkpoints(
         resume=resume,
         meta={"framework": "checkpoints", "source": str(folder)},
     ) as run:
-        for step, file in items:
-            checkpoint = read_checkpoint(
-                file,
-                trust_pickle=trust_pickle,
-                max_bytes=max_bytes,
-                allow_external_data=allow_external_data,
-            )
-            log_checkpoint(run, step, checkpoint)
+        for step, read in items:
+            log_checkpoint(run, step, read(options))
     return open_run(run_path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.io.formats.common import Checkpoint, CheckpointError, ReadOptions, check_zip
+from weightlapse.io.formats.hf_folder import INDEX_FILES, is_hf_folder, read_hf_folder
 from weightlapse.io.formats.keras import read_keras
 from weightlapse.io.formats.keras_h5 import read_keras_h5
 from weightlapse.io.formats.numpy import read_numpy
@@ -31,6 +32,7 @@ READERS: dict[str, Callable[[Path, ReadOptions], Checkpoint]] = {
     "npy": read_numpy,
     "npz": read_numpy,
     "tf-checkpoint": read_tf_checkpoint,
+    "hf-folder": read_hf_folder,
 }
 FORMATS = tuple(READERS)
 
@@ -44,7 +46,9 @@ NOT_WEIGHTS = {
 
 def detect_format(path: Path) -> str:
     """The format by content (and, for ONNX and TF checkpoints, which have no magic bytes,
-    by name)."""
+    by name; a folder is a Hugging Face model when it holds its weight files)."""
+    if is_hf_folder(path) or path.name in INDEX_FILES:
+        return "hf-folder"
     if path.is_dir() or path.suffix == ".index" or Path(f"{path}.index").exists():
         return "tf-checkpoint"
     if not path.exists():

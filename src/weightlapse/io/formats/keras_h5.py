@@ -16,7 +16,7 @@ from weightlapse.io.formats.common import (
     parent_layers,
     require_h5py,
 )
-from weightlapse.io.formats.keras import keras_classes
+from weightlapse.io.formats.keras import keras_classes, read_keras3_weights
 
 
 def read_keras_h5(path: Path, options: ReadOptions) -> Checkpoint:
@@ -24,6 +24,8 @@ def read_keras_h5(path: Path, options: ReadOptions) -> Checkpoint:
     tensors: dict[str, np.ndarray] = {}
     layouts: dict[str, str] = {}
     with h5py.File(path, "r") as f:
+        if "layers" in f and "model_weights" not in f:  # Keras 3 save_weights (.weights.h5)
+            return read_keras3_weights(f, path, options, _config_beside(path), "keras-weights")
         root = f["model_weights"] if "model_weights" in f else f
         classes: dict[str, str] = {}
         raw = f.attrs.get("model_config")
@@ -41,3 +43,19 @@ def read_keras_h5(path: Path, options: ReadOptions) -> Checkpoint:
     return Checkpoint(
         path, "keras-h5", tensors, layouts, parent_layers(tensors), {"layers": classes}
     )
+
+
+def _config_beside(path: Path) -> dict:
+    """A Keras model config saved beside the weights (config.json, or <name>.json), which
+    maps Keras's storage names back to the layers' names; {} when there is none or it
+    is not one (it is only ever read as JSON)."""
+    stem = path.name.removesuffix(".weights.h5").removesuffix(".h5")
+    for candidate in (path.with_name("config.json"), path.with_name(f"{stem}.json")):
+        try:
+            if candidate.is_file() and candidate.stat().st_size < 64 * 2**20:
+                config = json.loads(candidate.read_text())
+                if isinstance(config, dict) and "class_name" in config:
+                    return config
+        except (OSError, ValueError):
+            continue
+    return {}
