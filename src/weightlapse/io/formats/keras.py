@@ -44,8 +44,6 @@ def read_keras(path: Path, options: ReadOptions) -> Checkpoint:
         config = json.loads(z.read("config.json"))
         weights = z.read("model.weights.h5")
     with h5py.File(io.BytesIO(weights), "r") as f:
-        if "layers" not in f:
-            raise CheckpointError(f"{path}: model.weights.h5 has no 'layers' group.")
         return read_keras3_weights(f, path, options, config, "keras")
 
 
