@@ -15,6 +15,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("WEIGHTLAPSE_OFFLINE", "1")  # no test fetches MNIST from the network
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -71,13 +71,14 @@ def load_mnist_folder(folder: Path, seed: int = 0) -> Digits:
         _find(folder, "train-labels-idx1-ubyte"),
     )
     if train_x and train_y and test_x and test_y:
+        x_tr, x_te = _flat(read_idx(train_x)), _flat(read_idx(test_x))
         return Digits(
-            _flat(read_idx(train_x)),
+            x_tr,
             read_idx(train_y).astype(np.int64),
-            _flat(read_idx(test_x)),
+            x_te,
             read_idx(test_y).astype(np.int64),
             (28, 28),
-            f"MNIST (60,000 train / 10,000 test from {folder})",
+            f"MNIST ({len(x_tr):,} train / {len(x_te):,} test from {folder})",
         )
     if test_x and test_y:
         x_tr, y_tr, x_va, y_va = _split(
@@ -101,13 +102,28 @@ def _flat(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def load_digits(data: str | Path | None = None, seed: int = 0) -> Digits:
-    """`data` if given; else a cached Keras MNIST download; else scikit-learn's 8x8 digits."""
+def load_digits(data: str | Path | None = None, seed: int = 0, fetch: bool = False) -> Digits:
+    """`data` if given; else MNIST cached by an earlier fetch (or Keras's download); else,
+    with `fetch`, MNIST from the network (checksummed, cached); else, or when that fails,
+    scikit-learn's 8x8 digits, and `source` says why."""
+    from weightlapse.demos.fetch import FetchError, cached_mnist, fetch_mnist, offline
+
     if data is not None:
         return load_mnist_folder(Path(data), seed)
-    cached = Path.home() / ".keras" / "datasets" / "mnist.npz"
-    if cached.exists():
-        return load_mnist_folder(cached, seed)
+    folder = cached_mnist()
+    if folder is not None:
+        return load_mnist_folder(folder, seed)
+    keras_cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
+    if keras_cache.exists():
+        return load_mnist_folder(keras_cache, seed)
+    why = "pass --data DIR for MNIST"
+    if fetch and not offline():
+        try:
+            return load_mnist_folder(fetch_mnist(), seed)
+        except FetchError as exc:
+            why = f"MNIST could not be fetched ({str(exc)[:300]}); pass --data DIR"
+    elif fetch:
+        why = "offline: MNIST not fetched; pass --data DIR for MNIST"
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError as exc:
@@ -121,5 +137,5 @@ def load_digits(data: str | Path | None = None, seed: int = 0) -> Digits:
         x_va,
         y_va,
         (8, 8),
-        "scikit-learn's 8x8 digits (1,797 images, split 1,437 / 360); pass --data DIR for MNIST",
+        f"scikit-learn's 8x8 digits (1,797 images, split 1,437 / 360); {why}",
     )

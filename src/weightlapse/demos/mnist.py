@@ -129,10 +129,12 @@ def run_mnist(
     seed: int = 0,
     keras_backend: str | None = None,
     report: EpochReport | None = None,
+    fetch: bool = True,
 ) -> MnistResult:
-    """Trains the linear classifier, records it, and draws the class templates."""
+    """Trains the linear classifier, records it, and draws the class templates. Without
+    `data`, MNIST is fetched once (unless `fetch=False`), else the 8x8 digits are used."""
     check_framework(framework, keras_backend)
-    digits = load_digits(data, seed)
+    digits = load_digits(data, seed, fetch=fetch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_path = out / f"mnist-{framework}.zarr"
