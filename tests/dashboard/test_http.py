@@ -51,8 +51,14 @@ def test_runs_info_scalars_stats_histograms(client):
     tensors = {t["name"]: t for layer in info["layers"] for t in layer["tensors"]}
     assert tensors["dense/kernel"]["shape"] == [300, 600]
     assert tensors["dense/kernel"]["snapshots"] == [0, 2, 4]
-    assert info["views"][:3] == ["trajectories", "weights", "filters"]
-    assert "overview" in info["views"] and "activations" not in info["views"]
+    # a 300x600 matrix whose inputs are not images: the matrix first, no filters or units
+    assert tensors["dense/kernel"]["views"] == [
+        "heatmap",
+        "stats",
+        "histograms",
+        "ridgeline",
+        "trajectories",
+    ]
     scalars = client.get("/api/run/scalars/a").json()
     assert scalars["series"]["loss"][4] == pytest.approx(0.2)
     stats = client.get("/api/run/stats/a", params={"tensor": "dense/kernel"}).json()
@@ -67,14 +73,67 @@ def runs_dir_of(client):
     return client.app.state.runs_dir
 
 
-def test_a_frame_is_compact_float32_and_block_reduced(client):
+def frame_of(response):
+    shape = tuple(int(v) for v in response.headers["X-Shape"].split(","))
+    n = int(np.prod(shape))
+    values = np.frombuffer(response.content[: 4 * n], dtype="<f4").reshape(shape)
+    gaps = np.frombuffer(response.content[4 * n :], dtype=np.uint8).reshape(shape[:2])
+    return values, gaps
+
+
+def test_a_frame_is_the_semantic_view_as_compact_float32(client):
     response = client.get("/api/run/frame/a", params={"tensor": "dense/kernel", "step": 3})
     assert response.headers["X-Step"] == "2"  # the latest snapshot at or before step 3
-    assert response.headers["X-Shape"] == "150,200" and response.headers["X-Block"] == "2,3"
-    frame = np.frombuffer(response.content, dtype="<f4").reshape(150, 200)
+    assert response.headers["X-View"] == "heatmap" and response.headers["X-Shape"] == "300,300"
+    values, gaps = frame_of(response)
     full = weightlapse.open(runs_dir_of(client) / "a")["dense/kernel"].at(2)
-    np.testing.assert_allclose(frame[0, 0], full[:2, :3].mean(), rtol=1e-5)
-    assert len(response.content) == 150 * 200 * 4  # the frame, never the history
+    np.testing.assert_allclose(values[0, 0], full[:1, :2].mean(), rtol=1e-5)  # 1x2 blocks
+    lo, hi = (float(v) for v in response.headers["X-Range"].split(","))
+    assert lo == -hi and hi == pytest.approx(np.abs(full).max(), rel=1e-5)
+    assert not gaps.any() and len(response.content) == 300 * 300 * 5  # never the history
+
+
+def test_conv_kernels_come_as_a_filter_grid_and_image_weights_as_units(tmp_path):
+    root = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    with weightlapse.create(root / "cnn", snapshots=1) as run:
+        run.set_meta(input_shape=[1, 8, 8], channels="first")
+        run.describe("conv.weight", layout="out,in,h,w", layer="conv")
+        run.describe("fc.weight", layout="out,in", layer="fc")
+        conv = rng.normal(size=(6, 1, 3, 3))
+        conv[2, 0, 1, 1] = np.nan
+        run.log(0, {"conv.weight": conv, "fc.weight": rng.normal(size=(4, 64))})
+    client = TestClient(create_app(root), base_url="http://127.0.0.1:8050")
+    info = client.get("/api/run/info/cnn").json()
+    views = {t["name"]: t["views"][0] for layer in info["layers"] for t in layer["tensors"]}
+    assert views == {"conv.weight": "filters", "fc.weight": "weights"}
+    grid = client.get("/api/run/frame/cnn", params={"tensor": "conv.weight"})
+    assert grid.headers["X-View"] == "filters"
+    values, gaps = frame_of(grid)
+    cells = values[~gaps.astype(bool)]
+    assert cells.size == 6 * 9 and np.isnan(cells).sum() == 1  # every weight, NaN kept
+    np.testing.assert_allclose(np.sort(cells[np.isfinite(cells)]), np.sort(conv[np.isfinite(conv)]))
+    units = client.get("/api/run/frame/cnn", params={"tensor": "fc.weight"})
+    values, gaps = frame_of(units)
+    assert units.headers["X-View"] == "weights" and (~gaps.astype(bool)).sum() == 4 * 64
+    wrong = client.get("/api/run/frame/cnn", params={"tensor": "fc.weight", "view": "filters"})
+    assert wrong.status_code == 404 and "weights" in wrong.json()["error"]
+
+
+def test_events_say_what_changed_and_the_page_asks_for_no_missing_file(client):
+    assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg")
+    from weightlapse.dashboard import api
+
+    cache = api.RunCache(runs_dir_of(client))
+    change = api.changes(cache, "a")
+    assert change["run"] == "a" and change["steps"] == 5
+    assert [r["name"] for r in change["runs"]] == ["a", "nested/b"]
+    with weightlapse.create(runs_dir_of(client) / "a", resume=True) as run:
+        run.log(5, {"dense/kernel": np.zeros((300, 600)), "dense/bias": np.zeros(4)})
+    import time
+
+    time.sleep(api.REFRESH_SECONDS + 0.1)
+    assert api.changes(cache, "a")["steps"] == 6
 
 
 def test_a_rendered_view_is_a_png(client):

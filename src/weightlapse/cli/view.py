@@ -36,4 +36,7 @@ def view(
     console.print(f"weightlapse dashboard for {runs_dir} at {address} (Ctrl+C stops it)")
     if browser:
         threading.Timer(1.0, webbrowser.open, args=(address,)).start()
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # Open event streams would hold a Ctrl-C for ever: give them a second to close.
+    uvicorn.run(
+        application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1
+    )

@@ -20,7 +20,7 @@ from weightlapse.run import open as open_run
 from weightlapse.store.confined import ConfinedStore
 from weightlapse.store.layout import STAT_NAMES
 
-MAX_FRAME = 256  # a frame larger than this on a side is block-averaged down to it
+MAX_MOSAIC = 2048  # a frame's pixels a side, at most
 REFRESH_SECONDS = 0.5
 
 
@@ -122,7 +122,10 @@ def runs_list(cache: RunCache) -> list[dict[str, Any]]:
 
 
 def run_info(run: Run, name: str) -> dict[str, Any]:
-    """Steps, scalars and the tensors grouped by layer (other kinds by kind)."""
+    """Steps, scalars and the tensors grouped by layer (other kinds by kind), each with
+    the views that fit it, the best first."""
+    from weightlapse.views.registry import views_for
+
     layers: dict[str, list[dict[str, Any]]] = {}
     for kind in run.kinds:
         for tensor in run.names(kind):
@@ -135,6 +138,7 @@ def run_info(run: Run, name: str) -> dict[str, Any]:
                     "shape": meta.get("shape", []),
                     "kinds": [],
                     "snapshots": [],
+                    "views": views_for(run, tensor) if kind == "param" else [],
                 }
                 layers.setdefault(key, []).append(entry)
             entry["kinds"].append(kind)
@@ -148,16 +152,20 @@ def run_info(run: Run, name: str) -> dict[str, Any]:
         "live": run.is_live,
         "framework": run.meta.get("framework", ""),
         "layers": [{"name": k, "tensors": v} for k, v in layers.items()],
-        "views": weight_views(),
     }
 
 
-def weight_views() -> list[str]:
-    """The registry's views of a weight tensor (and the model-wide overview), in order;
-    the probe views are offered per recorded layer."""
-    from weightlapse.views.registry import VIEWS
-
-    return [name for name, view in VIEWS.items() if view.snapshot_kind == "param"]
+def changes(cache: RunCache, name: str | None) -> dict[str, Any]:
+    """What the page watches, for server-sent events: the runs (name, steps, live) and,
+    for the open run, its committed steps. An event goes out when this changes."""
+    listed = [{k: r.get(k) for k in ("name", "steps", "live")} for r in runs_list(cache)]
+    steps = None
+    if name:
+        try:
+            steps = len(cache.get(name).steps)
+        except (NotFound, WeightlapseError):
+            steps = None
+    return {"runs": listed, "run": name, "steps": steps}
 
 
 def scalars(run: Run) -> dict[str, Any]:
@@ -186,24 +194,68 @@ def histograms(run: Run, name: str, kind: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Frame:
-    """A snapshot as float32 bytes, block-averaged to at most MAX_FRAME a side."""
+    """A snapshot as the page draws it: the semantic view's mosaic (filter grid, per-unit
+    images, matrix) as float32 values, a gap mask, and the colour range."""
 
-    data: np.ndarray
+    values: np.ndarray  # (H, W) or (H, W, 3) RGB in [0, 1]
+    gaps: np.ndarray  # (H, W) uint8: 1 between cells
     step: int
-    block: tuple[int, int]
+    view: str
+    lo: float
+    hi: float
+    shared: bool
+    title: str
 
 
-def frame(run: Run, name: str, kind: str, step: int | None) -> Frame:
-    """The latest snapshot at or before `step` (default: the last one)."""
-    from weightlapse.views.heatmap import as_matrix, block_reduce
+def image_view(run: Run, name: str, view: str | None = None) -> str:
+    """The picture of a weight tensor the page draws: `view` if it fits, else the best."""
+    from weightlapse.views.registry import VIEWS, views_for
+
+    fitting = [
+        v for v in views_for(run, name) if VIEWS[v].panels and VIEWS[v].snapshot_kind == "param"
+    ]
+    if not fitting:
+        raise NotFound(f"{name!r} has no snapshots to draw")
+    if view is None:
+        return fitting[0]
+    if view not in fitting:
+        raise NotFound(f"the {view!r} view does not fit {name!r}; these do: {', '.join(fitting)}")
+    return view
+
+
+def frame(run: Run, name: str, kind: str, step: int | None, view: str | None = None) -> Frame:
+    """The semantic view of the latest snapshot at or before `step` (default: the last)."""
+    from weightlapse.views.pixels import mosaic_of
+    from weightlapse.views.registry import VIEWS
 
     history = run.history(*checked_tensor(run, name, kind))
     steps = history.snapshot_steps
     if not steps:
         raise NotFound(f"{name!r} has no snapshots")
     shown_step = history.latest_snapshot_at(steps[-1] if step is None else step)
-    shown, block = block_reduce(as_matrix(history.at(shown_step)), MAX_FRAME, "mean")
-    return Frame(np.ascontiguousarray(shown, dtype="<f4"), shown_step, block)
+    chosen = image_view(run, name, view) if kind == "param" else "heatmap"
+    try:
+        mosaic = mosaic_of(VIEWS[chosen].panels(run, name, step=shown_step))
+    except WeightlapseError as exc:
+        raise NotFound(str(exc)) from None
+    values, gaps = _bounded(mosaic.values, mosaic.gaps)
+    return Frame(
+        np.ascontiguousarray(values, dtype="<f4"),
+        np.ascontiguousarray(gaps, dtype=np.uint8),
+        shown_step,
+        chosen,
+        mosaic.lo,
+        mosaic.hi,
+        mosaic.shared,
+        mosaic.title,
+    )
+
+
+def _bounded(values: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most MAX_MOSAIC pixels a side: every k-th row and column (a mean would smear
+    cells into the gaps between them)."""
+    k = max(1, -(-max(values.shape[:2]) // MAX_MOSAIC))
+    return values[::k, ::k], gaps[::k, ::k]
 
 
 def view_png(run: Run, view: str, tensor: str | None, options: dict[str, int]) -> bytes:

@@ -11,17 +11,25 @@ frame never waits behind a render.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +42,12 @@ STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 RENDER_THREADS = 2  # matplotlib renders at once; the other requests never queue behind them
 TOKEN_COOKIE = "weightlapse_token"
+EVENT_SECONDS = 0.5  # how often the server looks for new steps for the page
+FAVICON = (  # the page's icon: a weight matrix, so the browser asks for nothing missing
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><rect width="4" height="4" '
+    b'fill="#fff"/><rect x="0" y="0" width="2" height="2" fill="#d00"/><rect x="2" y="2" '
+    b'width="2" height="2" fill="#00d"/></svg>'
+)
 
 
 def plotly_js() -> Path:
@@ -128,17 +142,49 @@ def create_app(
         return JSONResponse(api.histograms(run_of(request), *tensor_of(request)))
 
     def frame(request: Request) -> Response:
-        shown = api.frame(run_of(request), *tensor_of(request), _int_param(request, "step"))
+        shown = api.frame(
+            run_of(request),
+            *tensor_of(request),
+            _int_param(request, "step"),
+            request.query_params.get("view") or None,
+        )
         return Response(
-            shown.data.tobytes(),
+            shown.values.tobytes() + shown.gaps.tobytes(),
             media_type="application/octet-stream",
             headers={
-                "X-Shape": f"{shown.data.shape[0]},{shown.data.shape[1]}",
+                "X-Shape": ",".join(map(str, shown.values.shape)),
                 "X-Step": str(shown.step),
-                "X-Block": f"{shown.block[0]},{shown.block[1]}",
+                "X-View": shown.view,
+                "X-Range": f"{shown.lo!r},{shown.hi!r}",
+                "X-Shared": "1" if shown.shared else "0",
+                "X-Title": quote(shown.title),
                 "Cache-Control": "no-store",
             },
         )
+
+    async def events(request: Request) -> Response:
+        """Server-sent events: the runs and the open run's steps, when they change."""
+        name = request.query_params.get("run") or None
+
+        async def stream() -> Any:
+            last = None
+            while not await request.is_disconnected():
+                now = await asyncio.to_thread(api.changes, cache, name)
+                if now != last:
+                    last = now
+                    yield f"event: change\ndata: {json.dumps(now)}\n\n"
+                else:
+                    yield ": still here\n\n"  # a comment: finds a closed connection
+                await asyncio.sleep(EVENT_SECONDS)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    def favicon(request: Request) -> Response:
+        return Response(FAVICON, media_type="image/svg+xml")
 
     async def view_png(request: Request) -> Response:
         options = {k: _int_param(request, k) for k in ("step", "sample", "minus_step")}
@@ -172,6 +218,8 @@ def create_app(
     routes = [
         Route("/", index),
         Route("/vendor/plotly.min.js", plotly),
+        Route("/favicon.ico", favicon),
+        Route("/api/events", events),
         Route("/api/runs", runs),
         Route("/api/run/info/{run:path}", info),
         Route("/api/run/scalars/{run:path}", scalars),

@@ -23,6 +23,8 @@ export function viewURL(run, view, tensor, step) {
   return `/api/run/view/${enc(view)}/${runPath(run)}?${q}`;
 }
 
+export const events = (run) => new EventSource(`/api/events?run=${enc(run || "")}`);
+
 // One request per (run, tensor, step), shared by whoever asks while it is on its way.
 export async function fetchFrame(run, tensor, step) {
   const key = `${run}\n${tensor}\n${step}`;
@@ -31,10 +33,21 @@ export async function fetchFrame(run, tensor, step) {
       const url = `/api/run/frame/${runPath(run)}?tensor=${enc(tensor)}&step=${step}`;
       const response = await fetch(url);
       if (!response.ok) return null;
-      const [rows, cols] = response.headers.get("X-Shape").split(",").map(Number);
-      const data = new Float32Array(await response.arrayBuffer());
-      return { data, rows, cols, step: Number(response.headers.get("X-Step")),
-               sum: data.reduce((a, b) => a + b, 0) };
+      const shape = response.headers.get("X-Shape").split(",").map(Number);
+      const [rows, cols] = shape;
+      const channels = shape[2] || 1;
+      const [lo, hi] = response.headers.get("X-Range").split(",").map(Number);
+      const bytes = await response.arrayBuffer();
+      const n = rows * cols * channels;
+      const data = new Float32Array(bytes, 0, n);
+      const gaps = new Uint8Array(bytes, n * 4, rows * cols);
+      let sum = 0;
+      for (let i = 0; i < n; i++) if (!Number.isNaN(data[i])) sum += data[i];
+      return { data, gaps, rows, cols, channels, lo, hi, sum,
+               shared: response.headers.get("X-Shared") === "1",
+               view: response.headers.get("X-View"),
+               title: decodeURIComponent(response.headers.get("X-Title") || ""),
+               step: Number(response.headers.get("X-Step")) };
     })());
   }
   return state.frames.get(key);

@@ -2,17 +2,19 @@
 // Modules: state.js (what is chosen), api.js (the server), render.js (drawing).
 import * as api from "./api.js";
 import {
-  $, el, heatmap, loadPlotly, moveCursors, plotLayout, plotlyReady, renderTree,
+  $, drawFrame, el, filterTree, loadPlotly, moveCursors, plotLayout, plotlyReady, renderTree,
   renderViewChoices,
 } from "./render.js";
 import { currentStep, state } from "./state.js";
 
 // ---- runs -------------------------------------------------------------------------
-async function loadRuns() {
-  const runs = await api.runs();
+// The runs list: from /api/runs at start, then from each server-sent change.
+async function loadRuns(listed) {
+  const runs = listed || await api.runs();
+  const signature = runs.map((r) => `${r.name}\n${r.steps}\n${r.live}`).join("\n");
+  if (signature === state.runsSignature) return;
+  state.runsSignature = signature;
   const list = $("runs");
-  const known = [...list.querySelectorAll("button")].map((b) => b.dataset.name);
-  if (known.join("\n") === runs.map((r) => r.name).join("\n")) return;
   list.replaceChildren();
   const compare = $("compare");
   const chosen = compare.value;
@@ -21,7 +23,7 @@ async function loadRuns() {
   for (const run of runs) {
     const button = el("button", `${run.name}${run.live ? " ●" : ""}`);
     button.dataset.name = run.name;
-    button.title = `${run.steps} steps, ${run.framework}`;
+    button.title = `${run.name}: ${run.steps} steps${run.live ? ", live" : ""}`;
     button.onclick = () => selectRun(run.name);
     if (run.name === state.run) button.classList.add("active");
     const item = el("li");
@@ -56,9 +58,11 @@ async function openRun(name) {
     b.classList.toggle("active", b.dataset.name === name);
   }
   state.info = await api.info(name);
+  state.tensor = null;
   renderTree((tensor) => selectTensor(tensor).then(() => showError(null), showError));
-  renderViewChoices();
+  renderViewChoices(null);
   setSlider(state.info.steps.length - 1);
+  listen(name);
   drawScalars();
   const first = state.info.layers.flatMap((l) => l.tensors)
     .find((t) => t.kinds.includes("param") && t.snapshots.length);
@@ -66,15 +70,28 @@ async function openRun(name) {
 }
 
 // ---- one tensor -------------------------------------------------------------------
-async function selectTensor(name) {
+function tensorEntry(name, info = state.info) {
+  return info ? info.layers.flatMap((l) => l.tensors).find((t) => t.name === name) : null;
+}
+
+async function selectTensor(name, keepView = false) {
+  const chosenView = $("view").value;
   state.tensor = name;
   state.frames.clear();
   for (const b of $("tree").querySelectorAll(".tensor")) {
     b.classList.toggle("active", b.dataset.name === name);
   }
+  filterTree();
   $("frame-title").textContent = name;
+  const entry = tensorEntry(name);
+  renderViewChoices(entry);
+  if (keepView && [...$("view").options].some((o) => o.value === chosenView)) {
+    $("view").value = chosenView;
+  }
   const histogram = api.histograms(state.run, name);
-  api.fetchFrame(state.run, name, currentStep()); // on its way while the statistics come
+  if (entry && entry.snapshots.length) {
+    api.fetchFrame(state.run, name, currentStep()); // on its way while the statistics come
+  }
   const stats = await api.stats(state.run, name);
   // One colour scale for every step, symmetric around zero: change stays visible.
   const extremes = stats.stats.min.concat(stats.stats.max).filter((v) => v !== null);
@@ -114,28 +131,35 @@ async function drawStep() {
   // While playing, the charts' cursors wait for the stop: relayout costs more than a frame.
   if (!state.playing) moveCursors(step);
   if (!state.tensor) return;
-  const frame = await api.fetchFrame(state.run, state.tensor, step);
+  const entry = tensorEntry(state.tensor);
+  const frame = entry && entry.snapshots.length
+    ? await api.fetchFrame(state.run, state.tensor, step) : null;
   if (frame && currentStep() === step) {
-    heatmap("frame-canvas", frame, `${state.run} · snapshot at step ${frame.step}`);
+    drawFrame("frame-canvas", frame, `${state.run} · snapshot at step ${frame.step}`);
     state.drawn += 1;
     state.lastStep = frame.step;
     state.lastSum = frame.sum;
+  } else if (!frame) {
+    $("frame-note").textContent = `${state.tensor}: no snapshot to draw (statistics only)`;
   }
+  const other = state.compare && tensorEntry(state.tensor, state.compareInfo);
+  $("compare-box").hidden = !state.compare;
   if (state.compare) {
-    $("compare-box").hidden = false;
-    const other = await api.fetchFrame(state.compare, state.tensor, step);
     $("compare-title").textContent = `${state.compare}: ${state.tensor}`;
-    if (other) {
-      heatmap("frame-b-canvas", other, `${state.compare} · snapshot at step ${other.step}`);
+    const shot = other && other.snapshots.length
+      ? await api.fetchFrame(state.compare, state.tensor, step) : null;
+    if (shot) {
+      drawFrame("frame-b-canvas", shot, `${state.compare} · snapshot at step ${shot.step}`);
       state.drawnB = (state.drawnB || 0) + 1;
+    } else {
+      $("frame-b-note").textContent = `${state.compare} has no snapshot of ${state.tensor}`;
     }
-  } else {
-    $("compare-box").hidden = true;
   }
   if (!state.playing) drawView();
 }
 
 function drawView() {
+  if (!$("view").value) return;
   const [view, probe] = $("view").value.split("\n");
   const img = $("view-img");
   img.onerror = () => { $("view-error").textContent = `no ${view} view for this tensor`; };
@@ -187,10 +211,23 @@ function stop() {
   drawView();
 }
 
+// Server-sent events say when the runs or the open run's steps change: no polling.
+let source = null;
+function listen(run) {
+  if (source) source.close();
+  source = api.events(run);
+  source.addEventListener("change", (event) => {
+    const change = JSON.parse(event.data);
+    state.events = (state.events || 0) + 1;
+    loadRuns(change.runs).catch(showError);
+    if (change.run === state.run && state.info && change.steps !== state.info.steps.length) {
+      followLive();
+    }
+  });
+}
+
 async function followLive() {
   try {
-    await loadRuns();
-    if (!state.run) return;
     const info = await api.info(state.run);
     if (info.steps.length === state.info.steps.length) return;
     const atEnd = state.index === state.info.steps.length - 1;
@@ -198,9 +235,8 @@ async function followLive() {
     setSlider(atEnd && $("follow").checked ? info.steps.length - 1 : state.index);
     drawScalars();
     if (state.tensor && !state.playing) {
-      const tensor = state.tensor;
       state.frames.clear();
-      await selectTensor(tensor);
+      await selectTensor(state.tensor, true);
     }
   } catch (error) {
     showError(error);
@@ -213,10 +249,11 @@ $("slider").addEventListener("input", () => {
 });
 $("play").addEventListener("click", play);
 $("view").addEventListener("change", drawView);
-$("compare").addEventListener("change", () => {
+$("compare").addEventListener("change", async () => {
   state.compare = $("compare").value;
+  state.compareInfo = state.compare ? await api.info(state.compare).catch(() => null) : null;
   drawStep();
 });
-loadRuns();
+$("search").addEventListener("input", filterTree);
+loadRuns().then(() => { if (!state.run) listen(null); }, showError);
 setTimeout(loadPlotly, 1500); // charts come anyway, also for a folder with no run yet
-setInterval(followLive, 1000);

@@ -39,27 +39,41 @@ const LUT = Array.from({ length: 256 }, (_, i) => {
   return ANCHORS[k].map((c, j) => Math.round(c + (ANCHORS[k + 1][j] - c) * t));
 });
 const NAN_RGB = [0, 180, 0], POSINF_RGB = [255, 0, 255], NEGINF_RGB = [0, 229, 255];
+const GAP_RGB = [110, 110, 110]; // between the cells of a mosaic: no weight takes it
 
-export function heatmap(canvasId, frame, title) {
+// A frame is the server's mosaic of the tensor's semantic view (filter grid, per-unit
+// images, matrix): values on one scale lo..hi (or RGB in [0, 1]) and a gap mask.
+export function drawFrame(canvasId, frame, title) {
   const canvas = $(canvasId);
   canvas.width = frame.cols;
   canvas.height = frame.rows;
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(frame.cols, frame.rows);
-  const limit = state.limit;
-  for (let i = 0; i < frame.data.length; i++) {
-    const v = frame.data[i];
+  const { lo, hi, channels } = frame;
+  const span = hi - lo || 1;
+  for (let i = 0; i < frame.rows * frame.cols; i++) {
     let rgb;
-    if (Number.isNaN(v)) rgb = NAN_RGB;
-    else if (v === Infinity) rgb = POSINF_RGB;
-    else if (v === -Infinity) rgb = NEGINF_RGB;
-    else rgb = LUT[Math.max(0, Math.min(255, Math.round(((v + limit) / (2 * limit)) * 255)))];
+    if (frame.gaps[i]) rgb = GAP_RGB;
+    else if (channels === 3) {
+      const [r, g, b] = [0, 1, 2].map((c) => frame.data[i * 3 + c]);
+      rgb = Number.isNaN(r + g + b) ? NAN_RGB
+        : [r, g, b].map((c) => Math.round(255 * Math.max(0, Math.min(1, c))));
+    } else {
+      const v = frame.data[i];
+      if (Number.isNaN(v)) rgb = NAN_RGB;
+      else if (v === Infinity) rgb = POSINF_RGB;
+      else if (v === -Infinity) rgb = NEGINF_RGB;
+      else rgb = LUT[Math.max(0, Math.min(255, Math.round(((v - lo) / span) * 255)))];
+    }
     image.data.set(rgb, i * 4);
     image.data[i * 4 + 3] = 255;
   }
   ctx.putImageData(image, 0, 0);
+  const scale = channels === 3 ? "colour: the signed weight per input channel, grey 0"
+    : frame.shared ? `blue ${lo.toPrecision(3)} … red ${hi.toPrecision(3)}`
+      : "each panel on its own scale";
   $(`${canvasId.replace("-canvas", "")}-note`).textContent =
-    `${title} · ${frame.rows}×${frame.cols} · blue −${limit.toPrecision(3)} … red +${limit.toPrecision(3)}`;
+    `${title} · ${frame.view} · ${frame.rows}×${frame.cols} px · ${scale}`;
 }
 
 export function moveCursors(step) {
@@ -71,33 +85,65 @@ export function moveCursors(step) {
   }
 }
 
+// The tensors by layer, groups closed but the chosen tensor's; a search shows the
+// matching tensors with their groups open. A name is shown without its layer's prefix
+// (query.weight, not encoder.layer.0.attention.self.query.weight); the full name is on
+// hover.
 export function renderTree(onSelect) {
   const tree = $("tree");
   tree.replaceChildren();
   for (const layer of state.info.layers) {
-    if (!layer.tensors.some((t) => t.kinds.includes("param"))) continue;
+    const tensors = layer.tensors.filter((t) => t.kinds.includes("param"));
+    if (!tensors.length) continue;
     const details = el("details");
-    details.open = true;
-    details.append(el("summary", layer.name || "(model)"));
-    for (const tensor of layer.tensors) {
-      if (!tensor.kinds.includes("param")) continue;
-      const button = el("button", tensor.name, "tensor");
+    details.dataset.layer = layer.name;
+    const summary = el("summary", layer.name || "(model)");
+    summary.title = `${layer.name || "(model)"}: ${tensors.length} tensors`;
+    details.append(summary);
+    for (const tensor of tensors) {
+      const button = el("button", shortName(tensor.name, layer.name), "tensor");
       button.append(el("small", tensor.shape.join("×")));
+      button.title = `${tensor.name} (${tensor.shape.join("×") || "scalar"})`;
       button.dataset.name = tensor.name;
       button.onclick = () => onSelect(tensor.name);
       details.append(button);
     }
     tree.append(details);
   }
+  filterTree();
 }
 
-// Views of a tensor (the server's registry), then the probe inputs' activations and maps
-// where they were recorded.
-export function renderViewChoices() {
+function shortName(name, layer) {
+  for (const sep of [".", "/"]) {
+    if (layer && name.startsWith(layer + sep)) return name.slice(layer.length + 1);
+  }
+  return name;
+}
+
+export function filterTree() {
+  const query = $("search").value.trim().toLowerCase();
+  let shown = 0;
+  for (const details of $("tree").querySelectorAll("details")) {
+    let matches = 0, holdsChosen = false;
+    for (const button of details.querySelectorAll(".tensor")) {
+      const hit = !query || button.dataset.name.toLowerCase().includes(query);
+      button.hidden = !hit;
+      matches += hit;
+      holdsChosen ||= button.dataset.name === state.tensor;
+    }
+    details.hidden = matches === 0;
+    details.open = query ? matches > 0 : holdsChosen;
+    shown += matches;
+  }
+  $("search-note").textContent = query ? `${shown} match${shown === 1 ? "" : "es"}` : "";
+}
+
+// The views that fit the chosen tensor (the server's registry, best first), then the
+// probe inputs' activations and maps where they were recorded.
+export function renderViewChoices(tensor) {
   const select = $("view");
-  const chosen = select.value;
   select.replaceChildren();
-  for (const view of state.info.views) {
+  for (const view of tensor ? tensor.views : []) {
     const option = el("option", view);
     option.value = view;
     select.append(option);
@@ -105,11 +151,11 @@ export function renderViewChoices() {
   for (const layer of state.info.layers) {
     const view = { activation: "activations", attribution: "attributions" }[layer.name];
     if (!view) continue;
-    for (const tensor of layer.tensors) {
-      const option = el("option", `${view}: ${tensor.name}`);
-      option.value = `${view}\n${tensor.name}`;
+    for (const probe of layer.tensors) {
+      const option = el("option", `${view}: ${probe.name}`);
+      option.value = `${view}\n${probe.name}`;
       select.append(option);
     }
   }
-  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+  if (select.options.length) select.selectedIndex = 0; // the best view of this tensor
 }
