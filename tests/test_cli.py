@@ -189,3 +189,27 @@ def test_inspect_json_and_tensor_globs(tmp_path):
     assert all(f["tensor"].startswith("conv1/") for f in json.loads(doctor.output))
     wrong = runner.invoke(app, ["info", str(tmp_path / "r"), "-t", "nope*"])
     assert wrong.exit_code == 2 and "nope*" in wrong.output and "conv1/weight" in wrong.output
+
+
+def test_every_command_and_option_says_what_it_is_for():
+    import click
+    import typer
+
+    from weightlapse.cli import app
+
+    root = typer.main.get_command(app)
+    missing = []
+
+    def walk(command, path):
+        if not (command.help or command.short_help):
+            missing.append(path)
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.help:
+                missing.append(f"{path} {param.opts[0]}")
+            if isinstance(param, click.Argument) and not getattr(param, "help", None):
+                missing.append(f"{path} {param.name}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(root, "weightlapse")
+    assert missing == []
