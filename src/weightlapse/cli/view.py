@@ -37,6 +37,4 @@ def view(
     if browser:
         threading.Timer(1.0, webbrowser.open, args=(address,)).start()
     # Open event streams would hold a Ctrl-C for ever: give them a second to close.
-    uvicorn.run(
-        application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
