@@ -33,7 +33,11 @@ def run(tmp_path_factory):
                 "fc.bias": np.full(2, float(step)),
             }
             writer.log(
-                step, params, grads={k: v * 0.1 for k, v in params.items()}, loss=1.0 / (step + 1)
+                step,
+                params,
+                grads={k: v * 0.1 for k, v in params.items()},
+                activations={"conv": rng.normal(size=(2, 3, 3, 3))},  # 2 probes, 3 maps
+                loss=1.0 / (step + 1),
             )
     return weightlapse.open(path)
 
@@ -71,7 +75,12 @@ def test_snapshots_draw_each_tensor_s_best_picture_in_the_colour_policy(run, tmp
 
     events = load(export_tensorboard(run, tmp_path / "tb"))
     images = sorted(events.Tags()["images"])
-    assert images == ["filters/conv.weight", "heatmap/fc.bias", "weights/fc.weight"]
+    assert images == [
+        "activations/conv",  # the probe inputs' feature maps
+        "filters/conv.weight",
+        "heatmap/fc.bias",
+        "weights/fc.weight",  # 16 inputs recorded as a 4x4 image: per-unit templates
+    ]
     steps = run["conv.weight"].snapshot_steps
     shots = events.Images("filters/conv.weight")
     assert [i.step for i in shots] == steps
@@ -95,8 +104,13 @@ def test_all_draws_every_picture_that_fits_and_tensors_limit_the_export(run, tmp
         progress=lambda done, total: calls.append((done, total)),
     )
     events = load(logdir)
-    assert sorted(events.Tags()["images"]) == ["filters/conv.weight", "heatmap/conv.weight"]
+    assert sorted(events.Tags()["images"]) == [  # conv's activations come with its kernel
+        "activations/conv",
+        "filters/conv.weight",
+        "heatmap/conv.weight",
+    ]
     assert sorted(events.Tags()["histograms"]) == [
+        "activation/conv",
         "grad/conv.weight",
         "param/conv.weight",
         "update/conv.weight",

@@ -1,5 +1,5 @@
-"""A notebook executed as a user would (nbclient, a real ipykernel, the inline matplotlib
-backend Jupyter uses): views show once, runs and histories as tables, and the widget
+"""A notebook executed as a user would (nbconvert's executor, a real ipykernel, the inline
+matplotlib backend Jupyter uses): views show once, runs and histories as tables, and the widget
 draws the best view of a tensor and follows a run written in the same kernel."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+preprocessors = pytest.importorskip("nbconvert.preprocessors")
 pytest.importorskip("anywidget")
 pytest.importorskip("ipykernel")
 
@@ -85,7 +85,8 @@ def notebook(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.delenv("MPLBACKEND", raising=False)  # the kernel picks Jupyter's inline backend
     try:
-        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(folder))
+        executor = preprocessors.ExecutePreprocessor(timeout=120, kernel_name="python3")
+        executor.preprocess(nb, {"metadata": {"path": str(folder)}})
     finally:
         mp.undo()
     return nb
