@@ -41,3 +41,17 @@ def run_python(
     if check and proc.returncode != 0:
         raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
+
+
+def tiny_bert_config():
+    """A BERT of 2 layers and 16 features, built from a config: no download."""
+    import transformers
+
+    return transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )

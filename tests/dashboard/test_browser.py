@@ -2,19 +2,16 @@
 see the picture change, play, and see new steps arrive while a recorder writes."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import weightlapse
+from tests.dashboard.serving import browser_page, serving
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not shutil.which("chromium"), reason="needs Debian's chromium (apt-get install chromium)"
 )
@@ -32,18 +29,8 @@ LIVE_WRITER = textwrap.dedent("""
 """)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    import uvicorn
-
-    from weightlapse.dashboard.app import create_app
-
     root = tmp_path / "runs"
     rng = np.random.default_rng(0)
     with weightlapse.create(root / "mnist", snapshots=1) as run:
@@ -56,28 +43,14 @@ def server(tmp_path):
                 loss=1.0 / (step + 1),
                 epoch=step // 10,
             )
-    port = free_port()
-    config = uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="error")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not uv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", root
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(root) as url:
+        yield url, root
 
 
 @pytest.fixture
 def page():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with browser_page() as tab:
         yield tab
-        browser.close()
 
 
 def wl(page, expression):

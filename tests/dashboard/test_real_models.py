@@ -6,13 +6,13 @@ offers only what fits, new steps come by server-sent events, and the console sta
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from tests.dashboard.test_browser import CHROMIUM, free_port
+from tests.conftest import tiny_bert_config
+from tests.dashboard.serving import browser_page, serving
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -27,14 +27,7 @@ def record_bert(path):
     import weightlapse.torch
 
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
+    config = tiny_bert_config()
     model = transformers.BertForSequenceClassification(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     recorder = weightlapse.torch.watch(model, path, optimizer, snapshots=1)
@@ -61,38 +54,13 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(runs):
-    import uvicorn
-
-    from weightlapse.dashboard.app import create_app
-
-    root, _ = runs
-    port = free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            create_app(root),
-            host="127.0.0.1",
-            port=port,
-            log_level="error",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not uv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(runs[0]) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with browser_page() as tab:
         tab.problems = []
         tab.api_requests = []
         tab.on("console", lambda m: m.type == "error" and tab.problems.append(m.text))
@@ -100,7 +68,6 @@ def page():
         tab.on("response", lambda r: r.status >= 400 and tab.problems.append(f"{r.status} {r.url}"))
         tab.on("request", lambda r: "/api/" in r.url and tab.api_requests.append(r.url))
         yield tab
-        browser.close()
 
 
 def open_run(page, url, name):

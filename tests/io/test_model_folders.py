@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.conftest import tiny_bert_config
 from weightlapse.io.formats import CheckpointError, read_checkpoint
 from weightlapse.io.importing import import_checkpoints
 
@@ -18,14 +19,7 @@ transformers = pytest.importorskip("transformers")
 
 def tiny_bert(seed=0):
     torch.manual_seed(seed)
-    config = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
+    config = tiny_bert_config()
     return transformers.BertModel(config)
 
 
