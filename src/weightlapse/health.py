@@ -17,7 +17,7 @@ from weightlapse.run import Run, TensorHistory
 EXPLODING_FACTOR = 100.0  # gradient L2 this many times its early level
 VANISHING_FACTOR = 1e-3  # ... or this fraction of it
 UPDATE_RATIO_HIGH = 1e-2  # ||dW|| / ||W|| well above the usual 1e-3: learning rate too high
-UPDATE_RATIO_LOW = 1e-5  # ... well below it: too low
+UPDATE_RATIO_LOW = 1e-5  # ... well below it: too low (both judged on matrices and kernels)
 DEAD_UNIT_SHARE = 0.25  # this share of a layer's units silent on every probe input
 FROZEN_UNIT_SHARE = 0.10  # this share of a weight's units that stopped changing
 
@@ -61,10 +61,13 @@ def diagnose(run: Run) -> list[Finding]:
                 findings += _gradient_scale(history)
     if "update" in run.kinds:
         for name in run.names("update"):
-            findings += _update_ratio(run[name])
+            if _ratio_means_something(run[name]):
+                findings += _update_ratio(run[name])
+    types = layer_types(run)
     for name in run.tensors:
         findings += _never_moved(run[name])
-        findings += _frozen_units(run[name])
+        if "Embedding" not in types.get(name, ""):
+            findings += _frozen_units(run[name])
     for layer in run.activations:
         findings += _dead_units(run.history(layer, "activation"))
     return sorted(findings, key=lambda f: (f.step, f.check, f.tensor))
@@ -133,6 +136,62 @@ def _gradient_scale(h: TensorHistory) -> list[Finding]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """The findings of one check on one kind, over all the tensors it hit."""
+
+    check: str
+    kind: str
+    severity: str
+    step: int  # the first step any of them starts at
+    findings: tuple[Finding, ...]
+
+    @property
+    def tensors(self) -> list[str]:
+        return [f.tensor for f in self.findings]
+
+    @property
+    def worst(self) -> Finding:
+        return max(self.findings, key=lambda f: abs(f.value) if np.isfinite(f.value) else np.inf)
+
+
+def grouped(findings: list[Finding]) -> list[FindingGroup]:
+    """One group per (check, kind), errors first, then by first step: a model of hundreds
+    of tensors gets a line per kind of problem, not one per tensor."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.check, f.kind), []).append(f)
+    out = [
+        FindingGroup(
+            check, kind, SEVERITY.get(check, "warning"), min(f.step for f in fs), tuple(fs)
+        )
+        for (check, kind), fs in groups.items()
+    ]
+    return sorted(out, key=lambda g: (-LEVELS.index(g.severity), g.step, g.check))
+
+
+def layer_types(run: Run) -> dict[str, str]:
+    """Each tensor's layer type (Linear, Embedding, ...) as the recorder described the
+    model; empty when it did not."""
+    model = run.meta.get("model")
+    layers = model.get("layers", []) if isinstance(model, dict) else []
+    return {
+        tensor: str(layer.get("type", ""))
+        for layer in layers
+        if isinstance(layer, dict)
+        for tensor in layer.get("tensors", [])
+    }
+
+
+def _ratio_means_something(h: TensorHistory) -> bool:
+    """The 1e-3 rule of thumb is about weight matrices and kernels. A vector (a bias, a
+    norm's gain at 1.0) moves by about the learning rate whatever its size, and a tensor
+    that starts at zero (biases, LoRA's B) has ||dW||/||W|| as large as it likes while it
+    grows from nothing: neither says anything of the learning rate, so neither is judged."""
+    l2 = h.stats["l2"]
+    return len(h.shape) >= 2 and bool(len(l2)) and float(l2[0]) != 0.0
 
 
 def _update_ratio(h: TensorHistory) -> list[Finding]:

@@ -187,8 +187,9 @@ def doctor(
     as_json: bool = JsonOpt,
 ) -> None:
     """Names what went wrong in a run and when: NaN/Inf, exploding or vanishing
-    gradients, update ratios far from 1e-3, dead units, layers that never moved."""
-    from weightlapse.health import LEVELS, diagnose
+    gradients, update ratios far from 1e-3, dead units, layers that never moved. One line
+    per kind of problem with the tensors it hit (--json: one entry per tensor)."""
+    from weightlapse.health import LEVELS, diagnose, grouped
     from weightlapse.run import open as open_run
 
     if fail_on not in LEVELS:
@@ -210,16 +211,19 @@ def doctor(
     if not findings:
         console.print("No problems found.")
         return
-    table = Table("check", "severity", "tensor", "kind", "from step", "statistic", "what")
-    for f in findings:
+    table = Table("check", "severity", "kind", "from step", "tensors", "worst", "what")
+    for group in grouped(findings):
+        names = group.tensors
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        worst = group.worst
         table.add_row(
-            f.check,
-            f.severity,
-            f.tensor,
-            f.kind,
-            str(f.step),
-            f"{f.statistic}={f.value:.3g}",
-            f.message,
+            group.check,
+            group.severity,
+            group.kind,
+            str(group.step),
+            f"{len(names)}: {shown}",
+            f"{worst.tensor}: {worst.statistic}={worst.value:.3g}",
+            worst.message,
         )
     console.print(table)
     if failed:
