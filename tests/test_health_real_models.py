@@ -67,3 +67,26 @@ def test_a_learning_rate_too_high_is_one_line_naming_the_weights(runs):
     assert out.exit_code == 1 and out.output.count("update-ratio-high") == 1
     data = json.loads(CliRunner().invoke(app, ["doctor", str(run.path), "--json"]).output)
     assert len([f for f in data if f["check"] == "update-ratio-high"]) == len(findings)
+
+
+def test_a_resnet_s_batch_norms_and_biases_are_not_judged_by_the_matrix_rule(tmp_path):
+    import weightlapse.torch
+    from tests.interpret.resnet import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    recorder = weightlapse.torch.watch(model, tmp_path / "r", optimizer, updates=True)
+    for _ in range(6):
+        x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    recorder.close()
+    run = weightlapse.open(tmp_path / "r")
+    betas = [n for n in run.tensors if n.endswith("bn1.bias")]
+    assert betas and float(run[betas[0]].stats["l2"][0]) == 0.0  # zero at the start
+    findings = diagnose(run)
+    judged = {f.tensor for f in findings if f.check.startswith("update-ratio")}
+    assert all(len(run[n].shape) >= 2 for n in judged)
