@@ -163,15 +163,21 @@ def test_inspect_json_and_tensor_globs(tmp_path):
         "conv1.weight": np.ones((2, 1, 3, 3)),
         "conv1.bias": np.array([np.nan, 1.0]),
         "fc.weight": np.zeros((3, 4)),
+        "broken": np.full(3, np.nan),  # no finite value: min, max, mean are NaN
     }
     np.savez(tmp_path / "m.npz", **weights)
     runner = CliRunner()
     out = runner.invoke(app, ["inspect", str(tmp_path / "m.npz"), "--json"])
-    data = json.loads(out.output)  # strict: NaN statistics are null, not NaN
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    data = json.loads(out.output, parse_constant=refuse)  # NaN statistics are null
     rows = {r["name"]: r for r in data["tensors"]}
     assert data["format"] and set(rows) == set(weights)
     assert rows["conv1.bias"]["nan_count"] == 1 and rows["conv1.bias"]["min"] == 1.0
     assert rows["conv1.weight"]["shape"] == [2, 1, 3, 3]
+    assert rows["broken"]["min"] is None and rows["broken"]["nan_count"] == 3
     with weightlapse.create(tmp_path / "r") as run:
         for step in range(2):
             run.log(
