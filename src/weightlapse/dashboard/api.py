@@ -209,11 +209,9 @@ class Frame:
 
 def image_view(run: Run, name: str, view: str | None = None) -> str:
     """The picture of a weight tensor the page draws: `view` if it fits, else the best."""
-    from weightlapse.views.registry import VIEWS, views_for
+    from weightlapse.views.registry import image_views_for
 
-    fitting = [
-        v for v in views_for(run, name) if VIEWS[v].panels and VIEWS[v].snapshot_kind == "param"
-    ]
+    fitting = image_views_for(run, name)
     if not fitting:
         raise NotFound(f"{name!r} has no snapshots to draw")
     if view is None:

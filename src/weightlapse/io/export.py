@@ -114,6 +114,9 @@ def export_tensorboard(
     return logdir
 
 
+PER_TENSOR = ("param", "grad", "update")  # kinds named by tensor; the others by layer
+
+
 def _chosen(run: Run, tensors: Sequence[str] | None) -> list[tuple[str, str]]:
     """(kind, name) of every tensor to export. Activations and attributions are named by
     layer: a chosen tensor brings its layer's."""
@@ -123,9 +126,6 @@ def _chosen(run: Run, tensors: Sequence[str] | None) -> list[tuple[str, str]]:
     chosen = set(resolve_tensors(run, tensors))
     layers = {run.tensor_info(t).get("layer") for t in chosen}
     return [(k, n) for k, n in jobs if n in chosen or (k not in PER_TENSOR and n in layers)]
-
-
-PER_TENSOR = ("param", "grad", "update")
 
 
 def _scalar_series(emit: Any, summary: Any, tag: str, steps: Any, values: Any) -> None:
@@ -164,7 +164,7 @@ def _tensor_series(run: Run, emit: Any, summary: Any, kind: str, name: str) -> N
 
 def _image_jobs(run: Run, jobs: list[tuple[str, str]], images: str) -> list[tuple]:
     """(view, kind, name, step) for every picture to draw."""
-    from weightlapse.views.registry import VIEWS, views_for
+    from weightlapse.views.registry import image_views_for
 
     if images == "none":
         return []
@@ -172,11 +172,7 @@ def _image_jobs(run: Run, jobs: list[tuple[str, str]], images: str) -> list[tupl
     for kind, name in jobs:
         if kind not in ("param", "activation", "attribution"):
             continue
-        fitting = [
-            v
-            for v in views_for(run, name)
-            if VIEWS[v].panels is not None and VIEWS[v].snapshot_kind == kind
-        ]
+        fitting = image_views_for(run, name, kind)
         for view in fitting[: 1 if images == "snapshots" else None]:
             out += [(view, kind, name, s) for s in run.history(name, kind).snapshot_steps]
     return out

@@ -109,15 +109,21 @@ def _define() -> Any:
                 ).start()
 
         def _chose_tensor(self, change: dict[str, Any]) -> None:
+            self._update(**self._views_of(change["new"]))
+
+        def _views_of(self, tensor: str) -> dict[str, Any]:
             from weightlapse.views.registry import views_for
 
-            views = views_for(self.run, change["new"])
+            views = views_for(self.run, tensor)
+            return {"views": views, "view": self.view if self.view in views else views[0]}
+
+        def _update(self, **traits: Any) -> None:
+            """Sets several traits at once and draws once, after all of them."""
             with self._lock:
                 self._held = True
                 try:
-                    self.views = views
-                    if self.view not in views:
-                        self.view = views[0]
+                    for name, value in traits.items():
+                        setattr(self, name, value)
                 finally:
                     self._held = False
                 self._redraw()
@@ -145,15 +151,10 @@ def _define() -> Any:
                 except (OSError, WeightlapseError):
                     continue  # a read between two writes: look again next time
                 if grew:
-                    with self._lock:
-                        self._held = True
-                        try:
-                            self.steps = [int(s) for s in self.run.steps]
-                            if self.follow and self.steps:
-                                self.step = self.steps[-1]
-                        finally:
-                            self._held = False
-                        self._chose_tensor({"new": self.tensor})  # new snapshots, new views
+                    steps = [int(s) for s in self.run.steps]
+                    step = steps[-1] if self.follow and steps else self.step
+                    # new steps may bring new snapshots, so new views that fit
+                    self._update(steps=steps, step=step, **self._views_of(self.tensor))
                 if not live:
                     self.live = False
                     return

@@ -106,8 +106,14 @@ def views_for(run: Any, tensor: str) -> list[str]:
     return fits
 
 
-def best_view(run: Any, tensor: str) -> str:
-    return views_for(run, tensor)[0]
+def image_views_for(run: Any, tensor: str, kind: str = "param") -> list[str]:
+    """The views that fit `tensor` and draw one step's snapshot of `kind` (filters,
+    weights, heatmap; activations, attributions), the best first."""
+    return [
+        v
+        for v in views_for(run, tensor)
+        if VIEWS[v].panels is not None and VIEWS[v].snapshot_kind == kind
+    ]
 
 
 def render(run: Any, view: str, tensor: str | None, **given: Any) -> Figure:
