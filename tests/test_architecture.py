@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"integrations"},
     {"demos", "dashboard", "nbwidget"},
     {"cli"},
-    {"__init__", "torch", "keras"},  # the public faces
+    {"__init__", "torch", "keras", "jax", "lightning", "huggingface"},  # the public faces
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 FRAMEWORK_MODULES = ("torch", "keras", "tensorflow", "jax")
@@ -33,6 +33,7 @@ FRAMEWORK_HOMES = (
     "frameworks/",
     "record/torch_ops",
     "record/keras_ops",
+    "record/jax_ops",
     "integrations/",
     "interpret/torch_backend",
     "interpret/keras_backend",

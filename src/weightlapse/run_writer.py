@@ -17,12 +17,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from weightlapse.errors import WeightlapseError
 from weightlapse.record.arrays import check_step, dtype_name, flatten_named, to_numpy
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.recorder import RecordConfig, StepRecorder
 from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Always, Never
 from weightlapse.record.select import NameFilter
+from weightlapse.record.stats import ArrayOps
 from weightlapse.store.writer import StoreWriter
 
 _NUMPY = NumpyOps()
@@ -67,15 +70,42 @@ class RunWriter:
         `snapshot=True` forces a full snapshot at this step, False forbids one.
         `activations` ({layer: array for your probe inputs}) are kept whole.
         """
+        named = flatten_named(arrays or {})
+        self.log_flat(
+            step,
+            {k: to_numpy(v, k) for k, v in named.items()},
+            _NUMPY,
+            grads={k: to_numpy(v, k) for k, v in flatten_named(grads or {}).items()},
+            dtypes={k: dtype_name(v) for k, v in named.items()},
+            epoch=epoch,
+            batch=batch,
+            snapshot=snapshot,
+            activations={k: to_numpy(v, k) for k, v in (activations or {}).items()},
+            scalars=scalars,
+        )
+
+    def log_flat(
+        self,
+        step: int,
+        params: Mapping[str, Any],
+        ops: ArrayOps,
+        *,
+        grads: Mapping[str, Any] | None = None,
+        dtypes: Mapping[str, str] | None = None,
+        epoch: int = -1,
+        batch: int = -1,
+        snapshot: bool | None = None,
+        activations: Mapping[str, np.ndarray] | None = None,
+        scalars: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`log` for adapters: arrays already named, summarised by `ops` where they live
+        (on their device), `dtypes` as their framework names them."""
         step = check_step(step, self.last_step)
         recorder = self.recorder
-        named = flatten_named(arrays or {})
-        for name, value in named.items():
+        for name, dtype in (dtypes or {}).items():
             if name not in recorder.infos:
-                recorder.hints.setdefault(name, {}).setdefault("dtype", dtype_name(value))
-        params = {k: to_numpy(v, k) for k, v in named.items()}
-        grad_arrays = {k: to_numpy(v, k) for k, v in flatten_named(grads or {}).items()}
-        if grad_arrays and not recorder.config.gradients:
+                recorder.hints.setdefault(name, {}).setdefault("dtype", dtype)
+        if grads and not recorder.config.gradients:
             recorder.config.gradients = True
         if snapshot is not None:
             keep = recorder.config.snapshots
@@ -84,14 +114,12 @@ class RunWriter:
             recorder.record(
                 int(step),
                 params,
-                _NUMPY,
-                grads=grad_arrays,
+                ops,
+                grads=grads,
                 epoch=epoch,
                 batch=batch,
                 scalars=scalars,
-                captures={
-                    "activation": {k: to_numpy(v, k) for k, v in (activations or {}).items()}
-                },
+                captures={"activation": dict(activations or {})},
             )
         finally:
             if snapshot is not None:

@@ -1,4 +1,4 @@
-"""The Keras recorder on the PyTorch backend (in this process) and TensorFlow (its own)."""
+"""The Keras recorder on the PyTorch, TensorFlow and JAX backends (each in its own process)."""
 
 import json
 import textwrap
@@ -22,6 +22,8 @@ SCRIPT = textwrap.dedent("""
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     w0, b0 = np.array(model.weights[0]), np.array(model.weights[1])
+    model.optimizer.build(model.trainable_variables)
+    optimizer_variables = len(model.optimizer.variables)
     path = tempfile.mkdtemp() + "/run"
     rec = weightlapse.keras.Recorder(path, gradients=True, updates=True, snapshots=1,
                                      device_stats=MODE == "device-stats")
@@ -46,6 +48,7 @@ SCRIPT = textwrap.dedent("""
         "final_equals_model": bool(np.array_equal(k.at(-1), np.array(model.weights[0]))),
         "scalars": run.scalar_names,
         "tensorflow_loaded": bool(sys.modules.get("tensorflow")),
+        "optimizer_variables_kept": len(model.optimizer.variables) == optimizer_variables,
     }))
 """)
 
@@ -61,6 +64,7 @@ def check(result: dict, backend: str) -> None:
     assert result["snapshot_0_equals_initial"] and result["snapshot_1_equals_step"]
     assert result["final_equals_model"]
     assert {"loss", "epoch_seconds"} <= set(result["scalars"])
+    assert result["optimizer_variables_kept"]
 
 
 def run_script(backend: str, *extra: str) -> dict:
@@ -83,6 +87,15 @@ def test_keras_recorder_on_the_tensorflow_backend(mode):
     """device-stats: keras.ops reductions, the path taken for weights on a GPU."""
     pytest.importorskip("tensorflow")
     check(run_script("tensorflow", mode), "tensorflow")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["host-stats", "device-stats"])
+def test_keras_recorder_on_the_jax_backend_records_gradients(mode):
+    """JAX's train step is a pure jitted function: the gradients ride out in the
+    optimizer's state for the length of fit, and leave it when fit ends."""
+    pytest.importorskip("jax")
+    check(run_script("jax", mode), "jax")
 
 
 def test_per_epoch_recording_and_a_second_fit_goes_on_counting(tmp_path):

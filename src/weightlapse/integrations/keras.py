@@ -30,7 +30,9 @@ class Recorder(keras.callbacks.Callback):
 
     Step 0 holds the initial weights; step k the weights after k batches. With
     `gradients=True` the optimizer's `apply` is wrapped to keep the (unscaled) gradients
-    it receives, on the TensorFlow and PyTorch backends. When `fit` ends, the trained
+    it receives in variables of ours; on the JAX backend, whose train step is a pure
+    function, those variables join the optimizer's state for the length of `fit`, so the
+    jitted step carries them out. When `fit` ends, the trained
     model is snapshotted and the run closed; a later `fit` goes on recording into it.
     A recording problem inside `fit` warns once and stops recording, never training.
     >>> model.fit(x, y, callbacks=[weightlapse.keras.Recorder("runs/mlp", snapshots="epoch")])
@@ -67,6 +69,7 @@ class Recorder(keras.callbacks.Callback):
         self.epoch = 0
         self._variables: dict[str, Any] = {}
         self._grad_slots: dict[str, Any] = {}
+        self._optimizer: Any = None
         self._ops: ArrayOps = NumpyOps()
         self._epoch_started = 0.0
         self._started = False
@@ -76,6 +79,7 @@ class Recorder(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self._started:  # a second fit() goes on recording, counting steps on
             self.run.reopen()
+            self._lend_grad_slots()
             return
         self._started = True
         self.probes.model = self.model
@@ -109,6 +113,7 @@ class Recorder(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.close()
+        self._take_back_grad_slots()
 
     def close(self) -> None:
         """Snapshots the trained model and closes the run (done when `fit` ends)."""
@@ -135,12 +140,21 @@ class Recorder(keras.callbacks.Callback):
             on_device = "gpu" in device or "cuda" in device or "tpu" in device
         return KerasOps() if on_device else NumpyOps()
 
+    def _sync(self) -> None:
+        """On JAX, fit keeps the state outside the variables between epochs (and purges
+        them): bring it back before reading. Elsewhere this does nothing."""
+        sync = getattr(self._model, "jax_state_sync", None)
+        if sync is not None and backend() == "jax":
+            sync()
+
     def _weights(self) -> dict[str, Any]:
+        self._sync()
         if isinstance(self._ops, NumpyOps):
             return {n: v.numpy() for n, v in self._variables.items()}
         return {n: v.value for n, v in self._variables.items()}
 
     def _grads(self) -> dict[str, Any]:
+        self._sync()
         if isinstance(self._ops, NumpyOps):
             return {n: s.numpy() for n, s in self._grad_slots.items()}
         return {n: s.value for n, s in self._grad_slots.items()}
@@ -207,16 +221,18 @@ class Recorder(keras.callbacks.Callback):
         self.run.set_meta(**meta)
 
     def _capture_gradients(self) -> None:
-        if backend() == "jax":
-            raise WeightlapseError(
-                "gradients=True is not available on the JAX backend (its train step is a "
-                "pure function with no place to keep them). Use the TensorFlow or PyTorch "
-                "backend, or log JAX gradients with run.log(step, params, grads=...)."
-            )
         optimizer = self.model.optimizer
         if optimizer is None:
             raise WeightlapseError("gradients=True needs a compiled model (model.compile(...)).")
         inner = getattr(optimizer, "inner_optimizer", optimizer)  # past loss scaling
+        if backend() == "jax" and inner is not optimizer:
+            raise WeightlapseError(
+                "gradients=True on the JAX backend does not reach inside a "
+                f"{type(optimizer).__name__}; record without gradients, or use the "
+                "TensorFlow or PyTorch backend for this model."
+            )
+        if not inner.built:
+            inner.build(self.model.trainable_variables)
         by_path = {v.path: n for n, v in self._variables.items()}
         slots = {
             n: keras.Variable(
@@ -226,6 +242,7 @@ class Recorder(keras.callbacks.Callback):
             if v.trainable
         }
         self._grad_slots = slots
+        self._optimizer = inner
         original_apply = inner.apply
 
         def apply(grads: Any, trainable_variables: Any = None) -> Any:
@@ -237,6 +254,19 @@ class Recorder(keras.callbacks.Callback):
             return original_apply(grads, trainable_variables)
 
         inner.apply = apply
+        self._lend_grad_slots()
+
+    def _lend_grad_slots(self) -> None:
+        """JAX: the jitted step returns only the optimizer's variables; ours ride there."""
+        if backend() == "jax" and self._grad_slots:
+            self._optimizer._variables.extend(self._grad_slots.values())
+
+    def _take_back_grad_slots(self) -> None:
+        """...and leave when fit ends, so a saved optimizer holds only its own state."""
+        if backend() == "jax" and self._grad_slots:
+            ours = {id(v) for v in self._grad_slots.values()}
+            kept = [v for v in self._optimizer._variables if id(v) not in ours]
+            self._optimizer._variables[:] = kept
 
 
 __all__ = ["KerasOps", "Recorder"]
