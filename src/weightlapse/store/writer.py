@@ -24,6 +24,7 @@ import zarr
 from weightlapse.errors import RecordingError, RunFormatError
 from weightlapse.store import layout
 from weightlapse.store.check import remove_partial_files
+from weightlapse.store.lock import WriterLock, clear_folder_but_lock, is_local, only_the_lock
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
 
@@ -78,6 +79,26 @@ class StoreWriter:
         self.flush_steps = flush_steps
         self.max_pending_bytes = max_pending_bytes
         self._arrays: dict[str, zarr.Array] = {}
+        self._lock = WriterLock(path)  # before anything is read, deleted or written
+        try:
+            self._open(path, meta, bins, overwrite, resume)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._buffer: list[StepRecord] = []
+        self._buffered_bytes = 0
+        self._known: dict[str, set[str]] = {}  # registered tensors by kind
+        self._queue: queue.Queue[Message] = queue.Queue()
+        self._pending = 0
+        self._pending_cv = threading.Condition()
+        self._error: BaseException | None = None
+        self._commit_attrs()
+        self._thread = threading.Thread(target=self._loop, name="weightlapse-writer", daemon=True)
+        self._thread.start()
+
+    def _open(
+        self, path: Any, meta: dict[str, Any] | None, bins: int, overwrite: bool, resume: bool
+    ) -> None:
         if resume:
             remove_partial_files(path)  # what a killed writer left half-written
             self.group, self.attrs = _open_for_resume(path)
@@ -90,16 +111,6 @@ class StoreWriter:
         self.attrs["closed"] = False
         self.attrs["writer"] = writer_identity()
         self.last_committed_step: int | None = _last_step(self.group, self.attrs)
-        self._buffer: list[StepRecord] = []
-        self._buffered_bytes = 0
-        self._known: dict[str, set[str]] = {}  # registered tensors by kind
-        self._queue: queue.Queue[Message] = queue.Queue()
-        self._pending = 0
-        self._pending_cv = threading.Condition()
-        self._error: BaseException | None = None
-        self._commit_attrs()
-        self._thread = threading.Thread(target=self._loop, name="weightlapse-writer", daemon=True)
-        self._thread.start()
 
     # ---- the training side -------------------------------------------------------------
     def register(self, kind: str, info: TensorInfo, probe_elements: np.ndarray) -> None:
@@ -129,6 +140,7 @@ class StoreWriter:
         if self._thread.is_alive():
             self._put(Flush(close=True), 0)
             self._thread.join()
+        self._lock.release()
 
     def _put(self, message: Message, nbytes: int) -> None:
         if self._error is not None:
@@ -318,16 +330,27 @@ def writer_identity() -> dict[str, Any]:
 
 
 def _create_group(path: Any, overwrite: bool) -> zarr.Group:
+    exists = RunFormatError(
+        f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
+        "overwrite=True (--overwrite) to delete the run there and start anew, or "
+        "resume=True (--resume) to go on recording into it, after its last step."
+    )
     if overwrite:
         _check_replaceable(path)
-    try:
-        return zarr.open_group(path, mode="w" if overwrite else "w-")
-    except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
-        raise RunFormatError(
-            f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
-            "overwrite=True (--overwrite) to delete the run there and start anew, or "
-            "resume=True (--resume) to go on recording into it, after its last step."
-        ) from None
+    if not is_local(path):  # a store or URL: Zarr's own modes say what may be replaced
+        try:
+            return zarr.open_group(path, mode="w" if overwrite else "w-")
+        except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
+            raise exists from None
+    # A local folder holds our lock file, which must stay: we clear it ourselves.
+    folder = Path(path)
+    if folder.is_dir() and not only_the_lock(folder):
+        if not overwrite:
+            raise exists
+        clear_folder_but_lock(folder)
+    elif folder.exists() and not folder.is_dir():
+        raise exists
+    return zarr.open_group(path, mode="a")
 
 
 def _check_replaceable(path: Any) -> None:
@@ -336,7 +359,7 @@ def _check_replaceable(path: Any) -> None:
     if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
         return  # a store or URL: what is there is for Zarr to check
     local = Path(path)
-    if not local.exists() or local.is_dir() and not any(local.iterdir()):
+    if not local.exists() or local.is_dir() and only_the_lock(local):
         return
     from weightlapse.store.reader import StoreReader
 
