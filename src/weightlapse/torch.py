@@ -1,5 +1,5 @@
 """PyTorch recording: `weightlapse.torch.watch(model, run, optimizer=opt)`."""
 
-from weightlapse.integrations.torch import TorchWatcher, watch
+from weightlapse.integrations.torch import IdleWatcher, TorchWatcher, watch
 
-__all__ = ["TorchWatcher", "watch"]
+__all__ = ["IdleWatcher", "TorchWatcher", "watch"]

@@ -38,7 +38,7 @@ class TorchWatcher:
         self,
         model: torch.nn.Module,
         run: RunWriter,
-        optimizer: torch.optim.Optimizer | None = None,
+        optimizer: Any = None,
         *,
         probe_inputs: Any = None,
         activations: Sequence[str] = (),
@@ -74,10 +74,18 @@ class TorchWatcher:
         self._layer_inputs = LayerInputShapes(
             model, lambda shapes: run.set_meta(layer_inputs=shapes, channels="first")
         )
+        optimizers = as_optimizers(optimizer)
+        # With several optimizers (a GAN), a step's gradients are those of the parameters
+        # the stepping optimizer updates; the others' .grad may be stale.
+        by_id = {id(p): n for n, p in self._params.items()}
+        self._updated_by = {
+            id(opt): [by_id[id(p)] for g in opt.param_groups for p in g["params"] if id(p) in by_id]
+            for opt in optimizers
+        }
         try:
-            if optimizer is not None:
-                self._handles.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
-                self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+            for opt in optimizers:
+                self._handles.append(opt.register_step_pre_hook(self._before_optimizer_step))
+                self._handles.append(opt.register_step_post_hook(self._after_optimizer_step))
             if not resumed:
                 self._starting = True  # a problem now is the caller's error, not a warning
                 self._record(force=True)
@@ -104,11 +112,11 @@ class TorchWatcher:
         # args[0] is the optimizer itself; a closure comes next, or by keyword
         closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
         if closure is None:  # backward, clipping and unscaling are done: read them now
-            self._read_gradients()
+            self._read_gradients(optimizer)
             return None
-        return self._with_recording_closure(closure, args, kwargs)
+        return self._with_recording_closure(optimizer, closure, args, kwargs)
 
-    def _with_recording_closure(self, closure: Any, args: Any, kwargs: Any) -> Any:
+    def _with_recording_closure(self, optimizer: Any, closure: Any, args: Any, kwargs: Any) -> Any:
         """The closure runs backward inside step(): read the gradients when it returns."""
         first = True
 
@@ -117,17 +125,19 @@ class TorchWatcher:
             loss = closure()
             if first:  # later calls (LBFGS line search) evaluate trial points
                 first = False
-                self._read_gradients()
+                self._read_gradients(optimizer)
             return loss
 
         if "closure" in kwargs:
             return args, {**kwargs, "closure": recording_closure}
         return (args[0], recording_closure, *args[2:]), kwargs
 
-    def _read_gradients(self) -> None:
+    def _read_gradients(self, optimizer: Any) -> None:
         # Summarised now: some optimizers (maximize, weight decay) change .grad in place.
+        names = self._updated_by.get(id(optimizer), self._params)
         with self._guard(), torch.no_grad():
-            grads = {n: p.grad for n, p in self._params.items() if p.grad is not None}
+            params = self._params
+            grads = {n: params[n].grad for n in names if params[n].grad is not None}
             if grads:
                 self._grads = self.recorder.prepare_gradients(grads, OPS)
 
@@ -220,20 +230,24 @@ class TorchWatcher:
 def watch(
     model: torch.nn.Module,
     run: RunWriter | str | Path,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: Any = None,
     *,
     probe_inputs: Any = None,
     activations: Sequence[str] = (),
     attributions: Sequence[str] = (),
     probe_targets: Any = None,
+    rank_zero_only: bool = True,
     **options: Any,
-) -> TorchWatcher:
+) -> TorchWatcher | IdleWatcher:
     """Records `model` into `run` (a RunWriter, or a path for a new one) at every optimizer step.
 
-    `options` are those of `weightlapse.create` (every=, snapshots=, gradients=, ...).
-    `activations` names layers whose outputs for `probe_inputs` are kept at every
-    snapshot step; `attributions` names maps to keep the same way ("saliency",
+    `optimizer`: a torch optimizer, a wrapper of one (accelerate, Lightning, DeepSpeed), or
+    a list of them. `options` are those of `weightlapse.create` (every=, snapshots=,
+    gradients=, ...). `activations` names layers whose outputs for `probe_inputs` are kept
+    at every snapshot step; `attributions` names maps to keep the same way ("saliency",
     "gradcam:conv2"), for `probe_targets` (default: each probe's top class).
+    Under torch.distributed only rank 0 records (DDP's replicas are equal; the others get
+    an idle watcher), unless `rank_zero_only=False` (then give each rank its own path).
     >>> rec = weightlapse.torch.watch(model, "runs/mlp", optimizer=opt, gradients=True)
     >>> ...train as usual...; rec.close()
     """
@@ -242,7 +256,10 @@ def watch(
             f"watch() needs a torch.nn.Module, got {type(model).__name__}. For other "
             "frameworks use weightlapse.create(path).log(step, arrays)."
         )
-    optimizer = unwrap_optimizer(optimizer)
+    optimizers = as_optimizers(optimizer)
+    rank = distributed_rank()
+    if rank_zero_only and rank != 0:
+        return IdleWatcher(rank)
     made_here = not isinstance(run, RunWriter)
     if made_here:
         run = create(run, **options)
@@ -252,7 +269,7 @@ def watch(
         return TorchWatcher(
             model,
             run,
-            optimizer,
+            optimizers,
             probe_inputs=probe_inputs,
             activations=activations,
             attributions=attributions,
@@ -262,6 +279,50 @@ def watch(
         if made_here:  # no half-made run behind: a retry must not find it "exists"
             run.discard()
         raise
+
+
+class IdleWatcher:
+    """What `watch` returns on a rank that does not record: the same calls, doing nothing."""
+
+    run = None
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def step(self, **scalars: Any) -> None:
+        pass
+
+    def log_scalars(self, **scalars: Any) -> None:
+        pass
+
+    def epoch_end(self, **scalars: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> IdleWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def distributed_rank() -> int:
+    """This process's rank under torch.distributed (0 when it is not initialised)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return 0
+
+
+def as_optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
+    """None, one optimizer or a list of them (wrapped or not) as torch optimizers."""
+    if optimizer is None:
+        return []
+    if isinstance(optimizer, (list, tuple)):
+        return [unwrap_optimizer(o) for o in optimizer]
+    return [unwrap_optimizer(optimizer)]
 
 
 # Where wrappers keep the optimizer they wrap: accelerate's AcceleratedOptimizer and
