@@ -12,13 +12,13 @@ in .grad when `opt.step()` runs; with several optimizers, each step's own parame
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
+from weightlapse.integrations.meta import as_dict, json_safe
 from weightlapse.integrations.torch import TorchWatcher, watch
 from weightlapse.run_writer import RunWriter, create
 
@@ -73,7 +73,7 @@ class WeightlapseLogger(Logger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        self._hyperparameters.update(json_safe(_as_dict(params)))
+        self._hyperparameters.update(json_safe(as_dict(params)))
         if self._run is not None:
             self._run.set_meta(hyperparameters=self._hyperparameters)
 
@@ -203,27 +203,6 @@ class WeightlapseCallback(Callback):
     def _close(self) -> None:
         if self.watcher is not None:
             self.watcher.close()
-
-
-def _as_dict(params: Any) -> dict[str, Any]:
-    if isinstance(params, Mapping):
-        return dict(params)
-    if hasattr(params, "__dict__"):  # argparse.Namespace, dataclasses
-        return dict(vars(params))
-    return {"hyperparameters": params}
-
-
-def json_safe(value: Any) -> Any:
-    """Hyperparameters as JSON: what JSON cannot hold is kept as its text."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        return str(value)
 
 
 __all__ = ["WeightlapseCallback", "WeightlapseLogger"]

@@ -331,9 +331,11 @@ WRAPPED = ("optimizer", "_optimizer")
 
 
 def unwrap_optimizer(optimizer: Any) -> Any:
-    """The torch optimizer inside wrappers (whose step hooks are the real ones)."""
+    """The torch optimizer inside wrappers (whose step hooks are the real ones). A wrapper
+    may subclass torch's Optimizer without being one (accelerate's never runs its
+    __init__, so it has no hooks): what counts is having step hooks of its own."""
     seen = 0
-    while optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+    while optimizer is not None and not _has_step_hooks(optimizer):
         inner = next((getattr(optimizer, a) for a in WRAPPED if hasattr(optimizer, a)), None)
         if inner is None or seen > 8:
             raise WeightlapseError(
@@ -342,3 +344,9 @@ def unwrap_optimizer(optimizer: Any) -> Any:
             )
         optimizer, seen = inner, seen + 1
     return optimizer
+
+
+def _has_step_hooks(optimizer: Any) -> bool:
+    return isinstance(optimizer, torch.optim.Optimizer) and hasattr(
+        optimizer, "_optimizer_step_pre_hooks"
+    )
