@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ class WriterLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            holder = _holder(fd)
             os.close(fd)
             raise RunFormatError(
                 f"{path!s} is being recorded by {holder}: a run has one writer at a time. "
@@ -59,6 +60,16 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)  # closing lets the lock go
             self._fd = None
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as it wrote it (it may be a moment from writing it)."""
+    for _ in range(20):
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.025)
+    return "another process"
 
 
 def clear_folder_but_lock(path: Any) -> None:
