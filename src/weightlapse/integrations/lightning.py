@@ -54,7 +54,7 @@ class WeightlapseLogger(Logger):
     # ---- what Lightning asks of a logger ------------------------------------------------
     @property
     def name(self) -> str:
-        return "weightlapse"
+        return "lightning_logs"  # Lightning's own folder name, for its checkpoints
 
     @property
     def version(self) -> str:
@@ -62,8 +62,8 @@ class WeightlapseLogger(Logger):
 
     @property
     def save_dir(self) -> None:
-        # None: checkpoints go under the Trainer's default_root_dir
-        # (weightlapse/<run name>/checkpoints), never inside the run.
+        # None: checkpoints go under the Trainer's default_root_dir, as Lightning's own
+        # loggers put them (lightning_logs/<run name>/checkpoints), never inside the run.
         return None
 
     @property
