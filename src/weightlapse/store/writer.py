@@ -15,16 +15,16 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
-from weightlapse.errors import RecordingError, RunFormatError
+from weightlapse.errors import RecordingError
 from weightlapse.store import layout
 from weightlapse.store.check import remove_partial_files
-from weightlapse.store.lock import WriterLock, clear_folder_but_lock, is_local, only_the_lock
+from weightlapse.store.lock import WriterLock
+from weightlapse.store.opening import create_group, last_step, open_for_resume
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
 
@@ -101,16 +101,16 @@ class StoreWriter:
     ) -> None:
         if resume:
             remove_partial_files(path)  # what a killed writer left half-written
-            self.group, self.attrs = _open_for_resume(path)
+            self.group, self.attrs = open_for_resume(path)
             if meta:
                 self.attrs["meta"].update(meta)
         else:
-            self.group = _create_group(path, overwrite)
+            self.group = create_group(path, overwrite)
             self.attrs = layout.new_run_attrs(bins, meta)
         self.bins = int(self.attrs["bins"])
         self.attrs["closed"] = False
         self.attrs["writer"] = writer_identity()
-        self.last_committed_step: int | None = _last_step(self.group, self.attrs)
+        self.last_committed_step: int | None = last_step(self.group, self.attrs)
 
     # ---- the training side -------------------------------------------------------------
     def register(self, kind: str, info: TensorInfo, probe_elements: np.ndarray) -> None:
@@ -327,63 +327,6 @@ def writer_identity() -> dict[str, Any]:
     """Who writes the run: readers call a run ended when this process is gone (same host)
     or its heartbeat is older than LIVE_TIMEOUT (see docs/format.md)."""
     return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
-
-
-def _create_group(path: Any, overwrite: bool) -> zarr.Group:
-    exists = RunFormatError(
-        f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
-        "overwrite=True (--overwrite) to delete the run there and start anew, or "
-        "resume=True (--resume) to go on recording into it, after its last step."
-    )
-    if overwrite:
-        _check_replaceable(path)
-    if not is_local(path):  # a store or URL: Zarr's own modes say what may be replaced
-        try:
-            return zarr.open_group(path, mode="w" if overwrite else "w-")
-        except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
-            raise exists from None
-    # A local folder holds our lock file, which must stay: we clear it ourselves.
-    folder = Path(path)
-    if folder.is_dir() and not only_the_lock(folder):
-        if not overwrite:
-            raise exists
-        clear_folder_but_lock(folder)
-    elif folder.exists() and not folder.is_dir():
-        raise exists
-    return zarr.open_group(path, mode="a")
-
-
-def _check_replaceable(path: Any) -> None:
-    """overwrite=True only ever deletes a weightlapse run: any other folder or file at the
-    path stays, and the caller hears why."""
-    if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
-        return  # a store or URL: what is there is for Zarr to check
-    local = Path(path)
-    if not local.exists() or local.is_dir() and only_the_lock(local):
-        return
-    from weightlapse.store.reader import StoreReader
-
-    try:
-        StoreReader(local)
-    except RunFormatError:
-        raise RunFormatError(
-            f"{path}: refused to overwrite, it is not a weightlapse run; overwrite only "
-            "ever replaces a run. Give the run another path."
-        ) from None
-
-
-def _open_for_resume(path: Any) -> tuple[zarr.Group, dict[str, Any]]:
-    from weightlapse.store.reader import StoreReader
-
-    attrs = StoreReader(path).attrs  # a clear error when it is not a run
-    return zarr.open_group(path, mode="r+"), dict(attrs)
-
-
-def _last_step(group: zarr.Group, attrs: dict[str, Any]) -> int | None:
-    n = int(attrs["committed_steps"])
-    if n == 0:
-        return None
-    return int(group[layout.INDEX_PATH][n - 1, 0])
 
 
 def lower_priority_of_this_thread() -> None:

@@ -1,0 +1,71 @@
+"""Making a run's Zarr group: a new one (refusing to replace anything but a run, and
+keeping the writer's lock file), or the one a resumed writer goes on with."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from weightlapse.errors import RunFormatError
+from weightlapse.store import layout
+from weightlapse.store.lock import clear_folder_but_lock, is_local, only_the_lock
+
+
+def create_group(path: Any, overwrite: bool) -> zarr.Group:
+    exists = RunFormatError(
+        f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
+        "overwrite=True (--overwrite) to delete the run there and start anew, or "
+        "resume=True (--resume) to go on recording into it, after its last step."
+    )
+    if overwrite:
+        _check_replaceable(path)
+    if not is_local(path):  # a store or URL: Zarr's own modes say what may be replaced
+        try:
+            return zarr.open_group(path, mode="w" if overwrite else "w-")
+        except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
+            raise exists from None
+    # A local folder holds our lock file, which must stay: we clear it ourselves.
+    folder = Path(path)
+    if folder.is_dir() and not only_the_lock(folder):
+        if not overwrite:
+            raise exists
+        clear_folder_but_lock(folder)
+    elif folder.exists() and not folder.is_dir():
+        raise exists
+    return zarr.open_group(path, mode="a")
+
+
+def _check_replaceable(path: Any) -> None:
+    """overwrite=True only ever deletes a weightlapse run: any other folder or file at the
+    path stays, and the caller hears why."""
+    if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
+        return  # a store or URL: what is there is for Zarr to check
+    local = Path(path)
+    if not local.exists() or local.is_dir() and only_the_lock(local):
+        return
+    from weightlapse.store.reader import StoreReader
+
+    try:
+        StoreReader(local)
+    except RunFormatError:
+        raise RunFormatError(
+            f"{path}: refused to overwrite, it is not a weightlapse run; overwrite only "
+            "ever replaces a run. Give the run another path."
+        ) from None
+
+
+def open_for_resume(path: Any) -> tuple[zarr.Group, dict[str, Any]]:
+    from weightlapse.store.reader import StoreReader
+
+    attrs = StoreReader(path).attrs  # a clear error when it is not a run
+    return zarr.open_group(path, mode="r+"), dict(attrs)
+
+
+def last_step(group: zarr.Group, attrs: dict[str, Any]) -> int | None:
+    n = int(attrs["committed_steps"])
+    if n == 0:
+        return None
+    return int(group[layout.INDEX_PATH][n - 1, 0])
