@@ -46,6 +46,7 @@ class Meta:
 class Step:
     record: StepRecord
     nbytes: int
+    submitted: float = field(default_factory=lambda: now())
 
 
 @dataclass
@@ -92,6 +93,9 @@ class StoreWriter:
         self._pending = 0
         self._pending_cv = threading.Condition()
         self._error: BaseException | None = None
+        self._submitted = 0  # messages put, and taken in by the writer thread
+        self._handled = 0
+        self._oldest_submitted = 0.0  # when the oldest buffered step was submitted
         self._commit_attrs()
         self._thread = threading.Thread(target=self._loop, name="weightlapse-writer", daemon=True)
         self._thread.start()
@@ -151,6 +155,7 @@ class StoreWriter:
             while self._pending > self.max_pending_bytes and self._thread.is_alive():
                 self._pending_cv.wait(0.5)
             self._pending += nbytes
+            self._submitted += 1
         self._queue.put(message)
 
     # ---- the writer thread -------------------------------------------------------------
@@ -171,6 +176,7 @@ class StoreWriter:
                     self._flush()
                     last_beat = time.monotonic()
                     message.done.set()
+                    self._count_handled()
                     if message.close:
                         return
                     continue
@@ -178,6 +184,8 @@ class StoreWriter:
                 if self._flush_due():
                     self._flush()
                     last_beat = time.monotonic()
+                if message is not None:
+                    self._count_handled()
             except BaseException as exc:  # the training thread must learn of it, not die
                 self._error = exc
                 kept = (
@@ -195,23 +203,25 @@ class StoreWriter:
                 return
 
     def _flush_due(self) -> bool:
-        """A flush is due at `flush_steps` buffered steps, or when the oldest buffered step
-        is half a flush interval old: with the flush's own time and the queue, no step
-        waits much longer than `flush_seconds` to be committed (what kill -9 can lose)."""
-        if not self._buffer:
-            return False
-        if len(self._buffer) >= self.flush_steps:
-            return True
-        # Behind (steps still queued): take them in first, one flush for all; a flush
-        # per step would cost more than the steps and fall further behind.
-        age = time.time() - self._buffer[0].wall_time
-        return age >= self.flush_seconds / 2 and self._queue.empty()
+        return flush_due(
+            len(self._buffer),
+            now() - self._oldest_submitted,
+            self._queue.empty(),
+            self.flush_seconds,
+            self.flush_steps,
+        )
 
     def _wait_seconds(self) -> float:
         if not self._buffer:
             return layout.HEARTBEAT_SECONDS
-        age = time.time() - self._buffer[0].wall_time
-        return max(0.0, self.flush_seconds / 2 - age)
+        return max(0.0, self.flush_seconds / 2 - (now() - self._oldest_submitted))
+
+    def caught_up(self) -> None:
+        """Blocks until the writer has taken in everything submitted so far and decided
+        on a flush (it does not force one): what the writer-keeps-up test waits for."""
+        with self._pending_cv:
+            while self._handled < self._submitted and self._thread.is_alive():
+                self._pending_cv.wait(0.1)
 
     def _handle(self, message: Message | None) -> None:
         if isinstance(message, Step):
@@ -219,6 +229,8 @@ class StoreWriter:
             # The raw host copy is gone once its statistics are computed: only what waits
             # for the flush (statistics, snapshots) still counts against the memory bound.
             kept = message.record.nbytes()
+            if not self._buffer:
+                self._oldest_submitted = message.submitted
             self._buffer.append(message.record)
             self._buffered_bytes += kept
             self._release(message.nbytes - kept)
@@ -284,6 +296,11 @@ class StoreWriter:
         self._release(self._buffered_bytes)
         self._buffered_bytes = 0
 
+    def _count_handled(self) -> None:
+        with self._pending_cv:
+            self._handled += 1
+            self._pending_cv.notify_all()
+
     def _release(self, nbytes: int) -> None:
         with self._pending_cv:
             self._pending -= nbytes
@@ -327,6 +344,26 @@ def writer_identity() -> dict[str, Any]:
     """Who writes the run: readers call a run ended when this process is gone (same host)
     or its heartbeat is older than LIVE_TIMEOUT (see docs/format.md)."""
     return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+
+
+def now() -> float:
+    """The writer's clock (monotonic seconds); a test may replace it."""
+    return time.monotonic()
+
+
+def flush_due(
+    buffered: int, oldest_age: float, queue_empty: bool, flush_seconds: float, flush_steps: int
+) -> bool:
+    """The flush policy. Due at `flush_steps` buffered steps; or once the oldest buffered
+    step is half a flush interval old and nothing more is queued (behind, one flush takes
+    in the queued steps too: a flush per step would cost more than the steps); or once it
+    is a whole interval old whatever is queued, so a writer that never sees an empty queue
+    is still never more than one interval (and a flush) behind training."""
+    if buffered == 0:
+        return False
+    if buffered >= flush_steps or oldest_age >= flush_seconds:
+        return True
+    return oldest_age >= flush_seconds / 2 and queue_empty
 
 
 def lower_priority_of_this_thread() -> None:

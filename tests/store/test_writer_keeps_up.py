@@ -1,0 +1,62 @@
+"""The writer keeps up: every step is committed within one flush interval of being
+logged. Time here is the writer's clock, replaced by one the test moves, and the test
+waits on the writer's own count of what it has taken in: no wall-clock threshold."""
+
+import numpy as np
+import pytest
+
+import weightlapse
+from weightlapse.store import writer as writer_module
+from weightlapse.store.writer import flush_due
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(writer_module, "now", fake)
+    return fake
+
+
+def committed(run) -> int:
+    return len(weightlapse.open(run.path).steps)
+
+
+def test_steps_are_committed_within_one_flush_interval_of_the_last_log(tmp_path, clock):
+    interval = 2.0
+    run = weightlapse.create(tmp_path / "r", flush_seconds=interval, snapshots=None)
+    w = np.zeros((8, 8))
+    logged = 0
+    for step in range(40):  # a step every 0.1 s of the writer's clock: 4 s of training
+        run.log(step, {"w": w + step})
+        logged += 1
+        clock.t += 0.1
+        run.recorder.finish()  # hand the held-back step to the writer, as the next log does
+        run.store.caught_up()
+        # the oldest step not yet committed was logged less than one interval ago
+        behind = logged - committed(run)
+        assert behind * 0.1 <= interval + 1e-9, (step, behind)
+    # training stops: once half an interval passes, the writer commits the rest
+    clock.t += interval / 2
+    run.recorder.finish()
+    run.store.update_meta({})  # any message wakes the writer; it does not force a flush
+    run.store.caught_up()
+    assert committed(run) == logged
+    run.close()
+
+
+def test_a_writer_that_never_sees_an_empty_queue_still_flushes_each_interval():
+    # behind with steps still queued: one flush for all of them, but never later than
+    # one interval after the oldest step
+    assert not flush_due(10, 1.5, queue_empty=False, flush_seconds=2.0, flush_steps=256)
+    assert flush_due(10, 2.0, queue_empty=False, flush_seconds=2.0, flush_steps=256)
+    assert flush_due(10, 1.0, queue_empty=True, flush_seconds=2.0, flush_steps=256)
+    assert flush_due(256, 0.0, queue_empty=False, flush_seconds=2.0, flush_steps=256)
+    assert not flush_due(0, 99.0, queue_empty=True, flush_seconds=2.0, flush_steps=256)
