@@ -123,14 +123,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--peers", default="tensorboard,wandb", help="peers to compare with")
     args = parser.parse_args()
     import importlib.util
 
     variants = ["plain", "weightlapse defaults", "weightlapse params+grads"]
-    variants.append("tensorboard add_histogram")
-    if importlib.util.find_spec("wandb"):
+    peers = args.peers.split(",")
+    if "tensorboard" in peers:
+        variants.append("tensorboard add_histogram")
+    if "wandb" in peers and importlib.util.find_spec("wandb"):
         variants.append("wandb.watch all")
-    else:
+    elif "wandb" in peers:
         print("(wandb is not installed: its column is left out; pip install wandb)")
     builders = models()
     print(f"{args.steps} continuous steps + close, batch {BATCH}, median of {args.rounds} rounds")

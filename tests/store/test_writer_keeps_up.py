@@ -52,11 +52,15 @@ def test_steps_are_committed_within_one_flush_interval_of_the_last_log(tmp_path,
     run.close()
 
 
-def test_a_writer_that_never_sees_an_empty_queue_still_flushes_each_interval():
-    # behind with steps still queued: one flush for all of them, but never later than
-    # one interval after the oldest step
-    assert not flush_due(10, 1.5, queue_empty=False, flush_seconds=2.0, flush_steps=256)
-    assert flush_due(10, 2.0, queue_empty=False, flush_seconds=2.0, flush_steps=256)
-    assert flush_due(10, 1.0, queue_empty=True, flush_seconds=2.0, flush_steps=256)
-    assert flush_due(256, 0.0, queue_empty=False, flush_seconds=2.0, flush_steps=256)
-    assert not flush_due(0, 99.0, queue_empty=True, flush_seconds=2.0, flush_steps=256)
+def test_a_writer_behind_flushes_once_an_interval_whatever_is_queued():
+    due = dict(flush_seconds=2.0, flush_steps=256)
+    # idle (nothing queued): commit once the oldest step is half an interval old
+    assert not flush_due(10, 0.9, 0.9, queue_empty=True, **due)
+    assert flush_due(10, 1.0, 1.0, queue_empty=True, **due)
+    # behind (steps still queued): take them in, but commit at least once an interval...
+    assert not flush_due(10, 5.0, 1.5, queue_empty=False, **due)
+    assert flush_due(10, 5.0, 2.0, queue_empty=False, **due)
+    # ...and not after every step of a backlog whose steps are all old already
+    assert not flush_due(1, 9.0, 0.01, queue_empty=False, **due)
+    assert flush_due(256, 0.0, 0.0, queue_empty=False, **due)
+    assert not flush_due(0, 99.0, 99.0, queue_empty=True, **due)

@@ -96,6 +96,7 @@ class StoreWriter:
         self._submitted = 0  # messages put, and taken in by the writer thread
         self._handled = 0
         self._oldest_submitted = 0.0  # when the oldest buffered step was submitted
+        self._last_flush = now()
         self._commit_attrs()
         self._thread = threading.Thread(target=self._loop, name="weightlapse-writer", daemon=True)
         self._thread.start()
@@ -206,6 +207,7 @@ class StoreWriter:
         return flush_due(
             len(self._buffer),
             now() - self._oldest_submitted,
+            now() - self._last_flush,
             self._queue.empty(),
             self.flush_seconds,
             self.flush_steps,
@@ -282,6 +284,7 @@ class StoreWriter:
         arr[(slice(start, stop), *(slice(0, n) for n in block.shape[1:]))] = block
 
     def _flush(self) -> None:
+        self._last_flush = now()
         buffered, self._buffer = self._buffer, []
         start = int(self.attrs["committed_steps"])
         if buffered:
@@ -352,16 +355,21 @@ def now() -> float:
 
 
 def flush_due(
-    buffered: int, oldest_age: float, queue_empty: bool, flush_seconds: float, flush_steps: int
+    buffered: int,
+    oldest_age: float,
+    since_flush: float,
+    queue_empty: bool,
+    flush_seconds: float,
+    flush_steps: int,
 ) -> bool:
     """The flush policy. Due at `flush_steps` buffered steps; or once the oldest buffered
-    step is half a flush interval old and nothing more is queued (behind, one flush takes
-    in the queued steps too: a flush per step would cost more than the steps); or once it
-    is a whole interval old whatever is queued, so a writer that never sees an empty queue
-    is still never more than one interval (and a flush) behind training."""
+    step is half a flush interval old and nothing more is queued; or, when the writer is
+    behind (steps still queued), once a whole interval has passed since the last flush:
+    then what was taken in is committed, once per interval. (Flushing as soon as a queued
+    step is old would flush after every step of a backlog, and fall further behind.)"""
     if buffered == 0:
         return False
-    if buffered >= flush_steps or oldest_age >= flush_seconds:
+    if buffered >= flush_steps or since_flush >= flush_seconds:
         return True
     return oldest_age >= flush_seconds / 2 and queue_empty
 
