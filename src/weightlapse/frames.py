@@ -35,7 +35,8 @@ def to_xarray(run: Run, kind: str = "param") -> Any:
         history = run.history(name, kind)
         rows = np.searchsorted(steps, history.stats.steps)
         stats[rows, t] = history.stats.table
-        counts[rows, t] = history.histograms.counts
+        hist = history.histograms  # on the steps that have one
+        counts[np.searchsorted(steps, hist.steps), t] = hist.counts
     data = {
         "stats": (("step", "tensor", "stat"), stats),
         "hist": (("step", "tensor", "bin"), counts),

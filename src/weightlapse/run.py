@@ -131,7 +131,9 @@ class TensorHistory:
         reader = self.run._reader
         table = reader.rows(layout.stats_path(self.kind), (self._row, slice(None)))
         counts = reader.rows(layout.hist_path(self.kind), (self._row, slice(None)))
-        keep = self._present(table)
+        # Rows where the tensor was recorded with a histogram: on steps the histogram
+        # schedule skips (and for a tensor with nothing finite) the counts are all zero.
+        keep = self._present(table) & (counts.sum(axis=1) > 0)
         table, counts = table[keep], counts[keep].astype(np.int64)
         lo = table[:, STAT_NAMES.index("min")]
         hi = table[:, STAT_NAMES.index("max")]

@@ -23,7 +23,7 @@ from weightlapse.errors import WeightlapseError
 from weightlapse.record.arrays import check_step, dtype_name, flatten_named, to_numpy
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.recorder import RecordConfig, StepRecorder
-from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Always, Never
+from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, DEFAULT_SNAPSHOTS, Always, Never
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import ArrayOps
 from weightlapse.store.writer import StoreWriter
@@ -205,6 +205,7 @@ def create(
     resume: bool = False,
     every: Any = 1,
     snapshots: Any = DEFAULT_SNAPSHOTS,
+    histograms: Any = DEFAULT_HISTOGRAMS,
     snapshot_budget: int | None = 2**30,
     include: Any = None,
     exclude: Any = None,
@@ -219,6 +220,9 @@ def create(
 
     `overwrite=True` deletes what is at `path` first; `resume=True` goes on recording into
     the run there, after its last committed step (after a crash or a checkpoint restore).
+    Statistics and probes are taken at every step `every` says; 64-bin histograms at
+    those `histograms` also says (default: log-spaced early, then every 10th step);
+    full snapshots at those `snapshots` says (default: log-spaced).
     >>> with weightlapse.create("runs/a") as run:
     ...     run.log(0, {"w": np.zeros(3)}, loss=1.0)
     """
@@ -229,6 +233,7 @@ def create(
         exclude=exclude,
         every=every,
         snapshots=snapshots,
+        histograms=histograms,
         snapshot_budget=snapshot_budget,
         gradients=gradients,
         updates=updates,

@@ -7,6 +7,7 @@ import zarr
 
 import weightlapse
 from weightlapse.errors import RunFormatError, WeightlapseError
+from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, as_schedule
 from weightlapse.record.stats import STAT_NAMES
 from weightlapse.store import layout
 
@@ -69,14 +70,18 @@ def test_what_is_logged_reads_back(tmp_path):
         w = written[step]["dense"]["kernel"].astype(np.float64)
         assert kernel.stats["l2"][step] == pytest.approx(np.linalg.norm(w), rel=1e-5)
         assert kernel.stats["std"][step] == pytest.approx(w.std(), rel=1e-4)
+    # histograms on their default schedule (log-spaced, then every 10th step)
     hist = kernel.histograms
-    assert hist.counts.shape == (30, 64) and hist.edges.shape == (30, 65)
+    expected = [s for s in range(30) if as_schedule(DEFAULT_HISTOGRAMS).due(s)]
+    assert list(hist.steps) == expected and 29 not in expected and 20 in expected
+    assert hist.counts.shape == (len(expected), 64) and hist.edges.shape == (len(expected), 65)
     assert (hist.counts.sum(axis=1) == 60).all()
-    w = written[17]["dense"]["kernel"]
+    w = written[20]["dense"]["kernel"]
+    at = expected.index(20)
     np.testing.assert_allclose(
-        hist.edges[17], np.linspace(w.min(), w.max(), 65), rtol=1e-6, atol=1e-6
+        hist.edges[at], np.linspace(w.min(), w.max(), 65), rtol=1e-6, atol=1e-6
     )
-    np.testing.assert_array_equal(hist.counts[17], np.histogram(w, 64, (w.min(), w.max()))[0])
+    np.testing.assert_array_equal(hist.counts[at], np.histogram(w, 64, (w.min(), w.max()))[0])
 
     assert kernel.snapshot_steps == [0, 10, 20, 29]  # 29: the last step, at close
     np.testing.assert_array_equal(kernel.at(20), written[20]["dense"]["kernel"])
@@ -193,3 +198,19 @@ def test_a_heartbeat_alone_is_not_news_but_liveness_sees_it(tmp_path):
     assert run.refresh() is False  # nothing new was recorded
     assert not run.is_live  # but the stale heartbeat was read
     run_writer.close()
+
+
+def test_histograms_follow_their_own_schedule_and_every_statistic_stays(tmp_path):
+    with weightlapse.create(tmp_path / "r", histograms="every:5", gradients=True) as run:
+        for step in range(12):
+            w = np.full(6, float(step))
+            run.log(step, {"w": w + np.arange(6)}, grads={"w": w})
+    w = weightlapse.open(tmp_path / "r")["w"]
+    assert list(w.stats.steps) == list(range(12))
+    assert list(w.histograms.steps) == [0, 5, 10]
+    assert list(w.grad.histograms.steps) == [0, 5, 10]
+    with weightlapse.create(tmp_path / "n", histograms=None) as run:
+        run.log(0, {"w": np.arange(3.0)})
+    assert len(weightlapse.open(tmp_path / "n")["w"].histograms.steps) == 0
+    with pytest.raises(weightlapse.WeightlapseError, match="not a schedule"):
+        weightlapse.create(tmp_path / "x", histograms="sometimes")

@@ -139,7 +139,7 @@ class TorchWatcher:
             params = self._params
             grads = {n: params[n].grad for n in names if params[n].grad is not None}
             if grads:
-                self._grads = self.recorder.prepare_gradients(grads, OPS)
+                self._grads = self.recorder.prepare_gradients(grads, OPS, step=self.global_step + 1)
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.global_step += 1

@@ -13,11 +13,11 @@ import numpy as np
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.record.arrays import dtype_name
+from weightlapse.record.config import RecordConfig
 from weightlapse.record.numpy_ops import NumpyOps
-from weightlapse.record.schedule import DEFAULT_SNAPSHOTS, Never, Schedule, as_schedule
+from weightlapse.record.schedule import Never
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import (
-    DEFAULT_BINS,
     ArrayOps,
     Segments,
     choose_probes,
@@ -29,30 +29,6 @@ from weightlapse.store.records import Deferred, KindRows, StepRecord, TensorInfo
 from weightlapse.store.writer import StoreWriter
 
 _HOST = NumpyOps()
-
-
-@dataclass
-class RecordConfig:
-    """What to record and when. Schedules accept an int (every N), 'epoch', 'log' or 'every:N'.
-
-    `snapshot_budget` caps the bytes of full snapshots; past it snapshots stop (with a
-    warning) while statistics go on.
-    """
-
-    include: str | tuple[str, ...] | list[str] | None = None
-    exclude: str | tuple[str, ...] | list[str] | None = None
-    every: Schedule | int | str = 1
-    snapshots: Schedule | int | str | None = DEFAULT_SNAPSHOTS
-    snapshot_budget: int | None = 2**30
-    gradients: bool = False
-    updates: bool = False
-    bins: int = DEFAULT_BINS
-    max_probes: int = 32
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.every = as_schedule(self.every, what="every")
-        self.snapshots = as_schedule(self.snapshots, what="snapshots")
 
 
 @dataclass
@@ -167,9 +143,10 @@ class StepRecorder:
             record.scalars.update(self._stash[1])
         self._stash = None
         record.scalars.update(scalars or {})
+        histograms = cfg.histograms.due(step, epoch_end)
         for kind, tensors in kinds.items():
             if tensors:
-                record.kinds[kind] = self._summarize(kind, tensors, ops)
+                record.kinds[kind] = self._summarize(kind, tensors, ops, histograms)
         record.kinds.update(prepared)
         if take_snapshot:
             self._add_snapshots(record, params, ops)
@@ -276,14 +253,17 @@ class StepRecorder:
             kept = {n: t for n, t in params.items() if self.filter.keeps(n)}
             self._add_snapshots(pending, kept, ops)
 
-    def prepare_gradients(self, grads: Mapping[str, Any], ops: ArrayOps) -> KindRows | Deferred:
+    def prepare_gradients(
+        self, grads: Mapping[str, Any], ops: ArrayOps, step: int | None = None
+    ) -> KindRows | Deferred:
         """Summarises gradients now, before an optimizer step may change them in place;
-        pass the result as `record(..., grads=...)`. Cheaper than copying them."""
+        pass the result as `record(step, ..., grads=...)`. Cheaper than copying them."""
         kept = {n: g for n, g in grads.items() if g is not None and self.filter.keeps(n)}
-        return self._summarize("grad", kept, ops)
+        histograms = step is None or self.config.histograms.due(step)
+        return self._summarize("grad", kept, ops, histograms)
 
     def _summarize(
-        self, kind: str, tensors: Mapping[str, Any], ops: ArrayOps
+        self, kind: str, tensors: Mapping[str, Any], ops: ArrayOps, histograms: bool = True
     ) -> KindRows | Deferred:
         """Host tensors: one copy now, statistics later on the writer thread. Device
         tensors: reduced on their device now, one small copy back."""
@@ -296,7 +276,7 @@ class StepRecorder:
             shapes = [tuple(a.shape) for a in arrays]
 
             def compute() -> KindRows:
-                s = summarize_host(flat, segments, bins)
+                s = summarize_host(flat, segments, bins, histograms=histograms)
                 return KindRows(rows=rows, stats=s.stats, counts=s.counts, probes=s.probes)
 
             def unflatten() -> dict[str, np.ndarray]:
@@ -312,7 +292,7 @@ class StepRecorder:
                 ops.constant(lay.segments.probe_index, arrays[0]),
             )
             lay.on_device[device] = consts
-        s = summarize(ops, arrays, lay.segments, consts, bins=self.config.bins)
+        s = summarize(ops, arrays, lay.segments, consts, self.config.bins, histograms)
         return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
 
     def _layout(self, kind: str, names: tuple[str, ...], arrays: list[Any]) -> _KindLayout:

@@ -70,12 +70,28 @@ class Never(Schedule):
         return False
 
 
+@dataclass(frozen=True)
+class Either(Schedule):
+    """Due when either schedule is: 'log+every:100' is every step early, then every 100th."""
+
+    first: Schedule
+    second: Schedule
+
+    def due(self, step: int, epoch_end: bool = False) -> bool:
+        return self.first.due(step, epoch_end) or self.second.due(step, epoch_end)
+
+
 # Full snapshots by default: log-spaced, dense early where weights move fastest.
 DEFAULT_SNAPSHOTS = "log"
+# Histograms by default: log-spaced early, then every 10th recorded step. A histogram
+# costs more than all the statistics of a step (a pass to bin, a bincount); steps
+# without one keep every statistic and probe.
+DEFAULT_HISTOGRAMS = "log+every:10"
 
 
 def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -> Schedule:
-    """Accepts a Schedule, an int (every N steps), 'epoch', 'log', 'every:N' or None (never)."""
+    """Accepts a Schedule, an int (every N steps), 'epoch', 'log', 'every:N', None (never),
+    or two of them joined by '+' (due when either is)."""
     if isinstance(value, Schedule):
         return value
     if value is None:
@@ -85,6 +101,9 @@ def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -
     if isinstance(value, int):
         return Every(value)
     text = str(value).strip().lower()
+    if "+" in text:
+        first, _, second = text.partition("+")
+        return Either(as_schedule(first, what=what), as_schedule(second, what=what))
     if text == "epoch":
         return PerEpoch()
     if text == "log":
@@ -95,5 +114,5 @@ def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -
         return LogSpaced(int(text[4:]))
     raise WeightlapseError(
         f"{what}={value!r} is not a schedule; give an int N (every N steps), "
-        "'every:N', 'epoch', 'log' or 'log:PER_DECADE'."
+        "'every:N', 'epoch', 'log' or 'log:PER_DECADE', or two joined by '+'."
     )

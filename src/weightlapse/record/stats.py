@@ -102,6 +102,7 @@ def summarize(
     segments: Segments,
     device_constants: tuple[Any, Any],
     bins: int = DEFAULT_BINS,
+    histograms: bool = True,
 ) -> Summary:
     """Statistics, histogram and probe values of every array, in one pass per reduction.
 
@@ -136,13 +137,15 @@ def summarize(
     lo_seg = ops.take(ops.where(any_finite, lo, 0.0), seg)
     width = ops.take(ops.where(any_finite, hi - lo, 0.0), seg)
     scale = ops.where(width > 0, bins / ops.where(width > 0, width, 1.0), 0.0)
-    bin_of = ops.bin_index((x - lo_seg) * scale, bins)
-    counts = ops.segment_count(finite, seg * bins + bin_of, n * bins)
-    probe_values = ops.take(flat, probe_index)
-    host = ops.pack_to_host(
-        [lo, hi, mean, sq_dev / denom, sq, abs_total / denom, n_zero, n_nan, n_finite, scale_by]
-        + [counts, probe_values]
-    )
+    parts = [lo, hi, mean, sq_dev / denom, sq, abs_total / denom, n_zero, n_nan, n_finite]
+    parts.append(scale_by)
+    if histograms:
+        bin_of = ops.bin_index((x - lo_seg) * scale, bins)
+        parts.append(ops.segment_count(finite, seg * bins + bin_of, n * bins))
+    parts.append(ops.take(flat, probe_index))
+    host = ops.pack_to_host(parts)
+    if not histograms:  # zero counts: "no histogram at this step" (docs/format.md)
+        host = np.concatenate([host[: 10 * n], np.zeros(n * bins), host[10 * n :]])
     k = 10 * n
     lo_h, hi_h, mean_h, var_h, sq_h, mabs_h, zero_h, nan_h, fin_h, by_h = host[:k].reshape(10, n)
     sizes = segments.sizes.astype(np.float64)
@@ -178,7 +181,9 @@ def host_dtype(dtypes: Sequence[Any]) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def summarize_host(flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BINS) -> Summary:
+def summarize_host(
+    flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BINS, histograms: bool = True
+) -> Summary:
     """The numbers `summarize` gives, from a host copy (float32 or float64), one tensor
     slice at a time.
 
@@ -202,7 +207,7 @@ def summarize_host(flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BIN
             zero_frac = np.count_nonzero(a == 0) / size
             sq = float(np.dot(a, a))
             if np.isfinite(sq):
-                stats[t] = _moments(a, sq, scratch[:size], 1.0, counts[t], bins)
+                stats[t] = _moments(a, sq, scratch[:size], 1.0, counts[t], bins, histograms)
                 stats[t, 6:] = (zero_frac, 0, 0)
                 continue
             mask = np.isfinite(a)
@@ -215,30 +220,40 @@ def summarize_host(flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BIN
             scale = float(np.max(np.abs(finite)))
             scale = scale if scale > 0 else 1.0
             unit = finite / scale  # |unit| <= 1: its squares and sums cannot overflow
-            stats[t, :6] = _moments(
-                unit, float(np.dot(unit, unit)), np.empty_like(unit), scale, counts[t], bins
-            )[:6]
+            work = np.empty_like(unit)
+            sq_unit = float(np.dot(unit, unit))
+            stats[t, :6] = _moments(unit, sq_unit, work, scale, counts[t], bins, histograms)[:6]
             stats[t, :2] = (float(finite.min()), float(finite.max()))  # exact, not rescaled
     probes = flat[segments.probe_index].astype(np.float64)
     return Summary(stats=stats, counts=counts, probes=probes)
 
 
 def _moments(
-    a: np.ndarray, sq: float, work: np.ndarray, scale: float, counts: np.ndarray, bins: int
+    a: np.ndarray,
+    sq: float,
+    work: np.ndarray,
+    scale: float,
+    counts: np.ndarray,
+    bins: int,
+    histograms: bool = True,
 ) -> np.ndarray:
-    """min, max, mean, std, l2, mean |x| of `a` * scale (all finite), and its histogram
-    into `counts`; `sq` is a·a and `work` a scratch buffer like `a`."""
+    """min, max, mean, std, l2, mean |x| of `a` * scale (all finite), and (`histograms`)
+    its histogram into `counts`; `sq` is a·a and `work` a scratch buffer like `a`."""
     m = a.size
     lo, hi = float(a.min()), float(a.max())
-    mean = float(a.sum(dtype=np.float64)) / m
+    # NumPy sums pairwise in the array's own dtype: float32 sums of 10**6 values are
+    # good to ~1e-7 relative to the sum of magnitudes, at half the cost of float64.
+    mean = float(a.sum()) / m
     np.subtract(a, work.dtype.type(mean), out=work)
     var = float(np.dot(work, work)) / m
-    mean_abs = float(np.abs(a, out=work).sum(dtype=np.float64)) / m
-    if hi > lo:
+    mean_abs = float(np.abs(a, out=work).sum()) / m
+    if not histograms:
+        pass  # counts stay zero: no histogram at this step
+    elif hi > lo:
         np.subtract(a, work.dtype.type(lo), out=work)
         np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
         np.minimum(work, bins - 1, out=work)
-        counts[:] = np.bincount(work.astype(np.intp), minlength=bins)[:bins]
+        counts[:] = np.bincount(work.astype(np.int32), minlength=bins)[:bins]
     else:
         counts[0] = m
     out = np.full(len(STAT_NAMES), np.nan)

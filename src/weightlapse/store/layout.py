@@ -118,6 +118,12 @@ def compressors() -> tuple[Any, ...]:
     return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
 
 
+def snapshot_compressors() -> tuple[Any, ...]:
+    # Trained weights are close to random bits past the exponent: zstd level 3 gained 11%
+    # at 8.8 ms per 800 KB snapshot, lz4 with bit shuffle 14% at 4.4 ms (this machine).
+    return (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
+
+
 def create_growing_array(
     group: zarr.Group,
     path: str,

@@ -324,7 +324,7 @@ class StoreWriter:
                         chunks=(1, *data.shape),
                         dtype=dtype,
                         fill_value=layout.snapshot_fill(dtype),
-                        compressors=layout.compressors(),
+                        compressors=layout.snapshot_compressors(),
                         config=layout.EVERY_CHUNK,
                         dimension_names=layout.dimension_names(path, 1 + data.ndim),
                         attributes={"tensor": name, "kind": kind},

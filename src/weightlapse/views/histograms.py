@@ -86,9 +86,8 @@ def histograms_over_time(
     if bad.any():
         first = int(stats.steps[np.argmax(bad > 0)])
         note = f"; NaN/Inf from step {first} (max {int(bad.max())} elements)"
-    ax.set_title(
-        fit_title(f"{name} ({kind}): histograms at all {len(hist.steps)} recorded steps{note}", fig)
-    )
+    title = f"{name} ({kind}): histograms at the {len(hist.steps)} steps that have one{note}"
+    ax.set_title(fit_title(title, fig))
     ax.set_xlabel("step")
     ax.set_ylabel("value")
     return drawn(fig, given)
@@ -113,8 +112,9 @@ def histogram_ridgeline(
         missing = [s for s in steps if s not in recorded]
         if missing:
             raise WeightlapseError(
-                f"Steps {missing} were not recorded for {name!r}; recorded "
-                f"steps run {recorded[0]}..{recorded[-1]}."
+                f"Steps {missing} have no histogram of {name!r} (not recorded, or skipped "
+                f"by the histograms= schedule); its {len(recorded)} histograms run from "
+                f"step {recorded[0]} to {recorded[-1]}."
             )
         picks = np.array([recorded.index(s) for s in steps])
     given = ax
