@@ -7,7 +7,7 @@ import pytest
 
 import weightlapse
 from weightlapse.store import writer as writer_module
-from weightlapse.store.writer import flush_due
+from weightlapse.store.pacing import flush_due
 
 
 class Clock:
