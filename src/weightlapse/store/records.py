@@ -47,7 +47,8 @@ class StepRecord:
         return n + sum(a.nbytes for a in self.snapshots.values())
 
     def resolve(self) -> None:
-        """Computes deferred statistics (on the writer thread)."""
+        """Computes deferred statistics (on the writer thread, or on the training thread
+        when the writer is behind)."""
         for kind, rows in self.kinds.items():
             if isinstance(rows, Deferred):
                 self.kinds[kind] = rows.compute()
