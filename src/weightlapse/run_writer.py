@@ -76,7 +76,7 @@ class RunWriter:
             {k: to_numpy(v, k) for k, v in named.items()},
             _NUMPY,
             grads={k: to_numpy(v, k) for k, v in flatten_named(grads or {}).items()},
-            dtypes={k: dtype_name(v) for k, v in named.items()},
+            dtypes={k: dtype_name(v) for k, v in named.items() if k not in self.recorder.infos},
             epoch=epoch,
             batch=batch,
             snapshot=snapshot,

@@ -149,7 +149,7 @@ class StepRecorder:
                 record.kinds[kind] = self._summarize(kind, tensors, ops, histograms)
         record.kinds.update(prepared)
         if take_snapshot:
-            self._add_snapshots(record, params, ops)
+            self._add_snapshots(record, params, ops, record.kinds.get("param"))
         for kind, arrays in (captures or {}).items():
             if arrays:
                 self._add_captures(record, kind, arrays)
@@ -348,9 +348,20 @@ class StepRecorder:
         for name, values in arrays.items():
             record.snapshots[(kind, name)] = np.asarray(values)
 
-    def _add_snapshots(self, record: StepRecord, params: Mapping[str, Any], ops: ArrayOps) -> None:
+    def _add_snapshots(
+        self,
+        record: StepRecord,
+        params: Mapping[str, Any],
+        ops: ArrayOps,
+        copied: KindRows | Deferred | None = None,
+    ) -> None:
+        # The host copy taken for the statistics is the snapshot too, when its dtype is
+        # the tensor's: one copy of a big tensor, not two.
+        views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
         for name, tensor in params.items():
-            host = ops.to_host(tensor)
+            host = views.get(name)
+            if host is None or str(host.dtype) != dtype_name(tensor):
+                host = ops.to_host(tensor)
             record.snapshots[("param", name)] = host
             self._snapshot_bytes += snapshot_nbytes(host)
 

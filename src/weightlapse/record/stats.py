@@ -196,18 +196,24 @@ def summarize_host(
     n = len(segments.sizes)
     stats = np.full((n, len(STAT_NAMES)), np.nan)
     counts = np.zeros((n, bins), dtype=np.int64)
-    scratch = np.empty(int(segments.sizes.max(initial=0)), dtype=flat.dtype)
-    start = 0
+    scratch = np.empty(min(int(segments.sizes.max(initial=0)), BLOCK), dtype=flat.dtype)
+    sizes = segments.sizes
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        for t, size in enumerate(segments.sizes.tolist()):
-            a = flat[start : start + size]
-            start += size
-            if size == 0:
+        small = np.flatnonzero((sizes > 0) & (sizes <= SMALL))
+        done = np.zeros(n, dtype=bool)
+        if len(small) >= 16:  # many small tensors: a few vectorised passes for all
+            done[small] = _summarize_small(flat, sizes, offsets, small, stats, counts, bins)
+            if not histograms:
+                counts[small] = 0
+        for t, size in enumerate(sizes.tolist()):
+            if size == 0 or done[t]:
                 continue
-            zero_frac = np.count_nonzero(a == 0) / size
+            a = flat[offsets[t] : offsets[t] + size]
+            zero_frac = _zeros(a) / size
             sq = float(np.dot(a, a))
             if np.isfinite(sq):
-                stats[t] = _moments(a, sq, scratch[:size], 1.0, counts[t], bins, histograms)
+                stats[t] = _moments(a, sq, scratch, 1.0, counts[t], bins, histograms)
                 stats[t, 6:] = (zero_frac, 0, 0)
                 continue
             mask = np.isfinite(a)
@@ -220,50 +226,129 @@ def summarize_host(
             scale = float(np.max(np.abs(finite)))
             scale = scale if scale > 0 else 1.0
             unit = finite / scale  # |unit| <= 1: its squares and sums cannot overflow
-            work = np.empty_like(unit)
             sq_unit = float(np.dot(unit, unit))
+            work = np.empty(min(unit.size, BLOCK), dtype=unit.dtype)
             stats[t, :6] = _moments(unit, sq_unit, work, scale, counts[t], bins, histograms)[:6]
             stats[t, :2] = (float(finite.min()), float(finite.max()))  # exact, not rescaled
     probes = flat[segments.probe_index].astype(np.float64)
     return Summary(stats=stats, counts=counts, probes=probes)
 
 
+# Tensors up to this size are summarised together, by segment (np.*.reduceat): a
+# per-tensor loop costs ~20 NumPy calls a tensor, 0.4 s a step for 10,000 of them.
+SMALL = 4096
+
+
+def _summarize_small(
+    flat: np.ndarray,
+    sizes: np.ndarray,
+    offsets: np.ndarray,
+    chosen: np.ndarray,
+    stats: np.ndarray,
+    counts: np.ndarray,
+    bins: int,
+) -> np.ndarray:
+    """Fills `stats` and `counts` rows of the `chosen` tensors (all small, none empty)
+    whose values are all finite; returns which those were (the others take the loop)."""
+    sub_sizes = sizes[chosen]
+    ends = np.cumsum(sub_sizes)
+    local = ends - sub_sizes  # where each tensor starts in x
+    pos = (
+        np.arange(int(ends[-1]))
+        - np.repeat(local, sub_sizes)
+        + np.repeat(offsets[chosen], sub_sizes)
+    )
+    x = flat[pos]
+    x64 = x.astype(np.float64)
+    sq = np.add.reduceat(x64 * x64, local)
+    finite = np.isfinite(sq)
+    if not finite.all():
+        bad = np.repeat(~finite, sub_sizes)
+        x, x64 = np.where(bad, 0, x).astype(x.dtype), np.where(bad, 0.0, x64)
+    m = sub_sizes.astype(np.float64)
+    lo = np.minimum.reduceat(x64, local)
+    hi = np.maximum.reduceat(x64, local)
+    mean = np.add.reduceat(x64, local) / m
+    dev = x64 - np.repeat(mean, sub_sizes)
+    rows = np.stack(
+        [
+            lo,
+            hi,
+            mean,
+            np.sqrt(np.add.reduceat(dev * dev, local) / m),
+            np.sqrt(sq),
+            np.add.reduceat(np.abs(x64), local) / m,
+            np.add.reduceat((x64 == 0).astype(np.int64), local) / m,
+            np.zeros_like(m),
+            np.zeros_like(m),
+        ],
+        axis=1,
+    )
+    # bins as the per-tensor path takes them, in the copy's own dtype
+    width = hi - lo
+    scale = np.where(width > 0, bins / np.where(width > 0, width, 1.0), 0.0)
+    kind = x.dtype.type
+    binned = (x - np.repeat(lo.astype(kind), sub_sizes)) * np.repeat(scale.astype(kind), sub_sizes)
+    index = np.minimum(binned, bins - 1).astype(np.int64)
+    which = np.repeat(np.arange(len(chosen)), sub_sizes)
+    hist = np.bincount(which * bins + index, minlength=len(chosen) * bins).reshape(-1, bins)
+    stats[chosen[finite]] = rows[finite]
+    counts[chosen[finite]] = hist[finite]
+    return finite
+
+
+# Element-wise work goes a block at a time, so a tensor of 200M elements needs 4 MB of
+# scratch, not copies of itself.
+BLOCK = 1 << 20
+
+
+def _blocks(size: int) -> range:
+    return range(0, size, BLOCK)
+
+
+def _zeros(a: np.ndarray) -> int:
+    return sum(int(np.count_nonzero(a[i : i + BLOCK] == 0)) for i in _blocks(a.size))
+
+
 def _moments(
     a: np.ndarray,
     sq: float,
-    work: np.ndarray,
+    scratch: np.ndarray,
     scale: float,
     counts: np.ndarray,
     bins: int,
     histograms: bool = True,
 ) -> np.ndarray:
     """min, max, mean, std, l2, mean |x| of `a` * scale (all finite), and (`histograms`)
-    its histogram into `counts`; `sq` is a·a and `work` a scratch buffer like `a`."""
+    its histogram into `counts`; `sq` is a·a and `scratch` a buffer of up to BLOCK."""
     m = a.size
     lo, hi = float(a.min()), float(a.max())
     # NumPy sums pairwise in the array's own dtype: float32 sums of 10**6 values are
     # good to ~1e-7 relative to the sum of magnitudes, at half the cost of float64.
     mean = float(a.sum()) / m
-    np.subtract(a, work.dtype.type(mean), out=work)
-    var = float(np.dot(work, work)) / m
-    mean_abs = float(np.abs(a, out=work).sum()) / m
-    if not histograms:
-        pass  # counts stay zero: no histogram at this step
-    elif hi > lo:
-        np.subtract(a, work.dtype.type(lo), out=work)
-        np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
-        np.minimum(work, bins - 1, out=work)
-        counts[:] = np.bincount(work.astype(np.int32), minlength=bins)[:bins]
-    else:
-        counts[0] = m
+    sq_dev = abs_total = 0.0
+    binning = histograms and hi > lo
+    for i in _blocks(m):
+        block = a[i : i + BLOCK]
+        work = scratch[: block.size]
+        np.subtract(block, work.dtype.type(mean), out=work)
+        sq_dev += float(np.dot(work, work))
+        abs_total += float(np.abs(block, out=work).sum())
+        if binning:
+            np.subtract(block, work.dtype.type(lo), out=work)
+            np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
+            np.minimum(work, bins - 1, out=work)
+            counts += np.bincount(work.astype(np.int32), minlength=bins)[:bins]
+    if histograms and not binning:
+        counts[0] = m  # one value: all in the first bin
     out = np.full(len(STAT_NAMES), np.nan)
     out[:6] = (
         lo * scale,
         hi * scale,
         mean * scale,
-        np.sqrt(var) * scale,
+        np.sqrt(sq_dev / m) * scale,
         np.sqrt(sq) * scale,
-        mean_abs * scale,
+        abs_total / m * scale,
     )
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 from typing import Any
 from urllib.parse import quote
 
@@ -116,6 +117,23 @@ EVERY_CHUNK = {"write_empty_chunks": True}
 def compressors() -> tuple[Any, ...]:
     # Byte shuffle makes small integer counts and slowly-varying floats compress well.
     return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
+
+
+SNAPSHOT_CHUNK_BYTES = 16 * 2**20
+
+
+def snapshot_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """One snapshot per chunk row, cut along its leading axes into chunks of at most
+    16 MiB, so writing or reading a big tensor never encodes it whole in memory."""
+    chunks = list(shape)
+    for axis in range(len(chunks)):
+        if math.prod(chunks[axis:]) * itemsize <= SNAPSHOT_CHUNK_BYTES:
+            break
+        rest = math.prod(chunks[axis + 1 :]) * itemsize
+        chunks[axis] = max(1, SNAPSHOT_CHUNK_BYTES // max(rest, 1))
+        if rest <= SNAPSHOT_CHUNK_BYTES:
+            break
+    return (1, *chunks)
 
 
 def snapshot_compressors() -> tuple[Any, ...]:

@@ -4,6 +4,8 @@ keeping the writer's lock file), or the one a resumed writer goes on with."""
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,9 @@ def last_step(group: zarr.Group, attrs: dict[str, Any]) -> int | None:
     if n == 0:
         return None
     return int(group[layout.INDEX_PATH][n - 1, 0])
+
+
+def writer_identity() -> dict[str, Any]:
+    """Who writes the run: readers call a run ended when this process is gone (same host)
+    or its heartbeat is older than LIVE_TIMEOUT (see docs/format.md)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}

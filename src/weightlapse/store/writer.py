@@ -8,9 +8,7 @@ when more than `max_pending_bytes` are queued.
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
 import threading
 import time
 import warnings
@@ -24,7 +22,7 @@ from weightlapse.errors import RecordingError
 from weightlapse.store import layout
 from weightlapse.store.check import remove_partial_files
 from weightlapse.store.lock import WriterLock
-from weightlapse.store.opening import create_group, last_step, open_for_resume
+from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
 from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
@@ -350,9 +348,8 @@ class StoreWriter:
         self._bytes_out += nbytes  # the writer alone writes it
 
     def _write_snapshots(self, records: list[StepRecord]) -> None:
-        """A flush's snapshots of one tensor go in one resize and one write of all their
-        rows (Zarr writes the chunks concurrently): a resize rewrites the array's
-        metadata, and once per snapshot it cost more than the snapshot."""
+        """A flush's snapshots of one tensor go in with one resize: a resize rewrites the
+        array's metadata, and once per snapshot it cost more than the snapshot."""
         by_tensor: dict[tuple[str, str], list[tuple[int, Any]]] = {}
         for r in records:
             for key, data in r.snapshots.items():
@@ -367,7 +364,7 @@ class StoreWriter:
                 self.group.create_array(
                     path,
                     shape=(0, *first.shape),
-                    chunks=(1, *first.shape),
+                    chunks=layout.snapshot_chunks(first.shape, np.dtype(dtype).itemsize),
                     dtype=dtype,
                     fill_value=layout.snapshot_fill(dtype),
                     compressors=layout.snapshot_compressors(),
@@ -380,20 +377,14 @@ class StoreWriter:
             self._arrays[entry["array"]] = arr
             k = len(entry["steps"])
             arr.resize((k + len(taken), *arr.shape[1:]))
-            block = np.stack([np.asarray(data, dtype=dtype) for _, data in taken])
-            arr[k : k + len(taken)] = block
+            for j, (_, data) in enumerate(taken):  # row by row: no stacked copy
+                arr[k + j] = np.asarray(data, dtype=dtype)
             entry["steps"].extend(step for step, _ in taken)
             self.attrs["snapshot_bytes"] += sum(layout.snapshot_nbytes(d) for _, d in taken)
 
     def _commit_attrs(self) -> None:
         self.attrs["writer"]["heartbeat"] = time.time()
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
-
-
-def writer_identity() -> dict[str, Any]:
-    """Who writes the run: readers call a run ended when this process is gone (same host)
-    or its heartbeat is older than LIVE_TIMEOUT (see docs/format.md)."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
 
 
 def iter_queue(q: queue.SimpleQueue[Any]) -> list[Any]:
