@@ -214,9 +214,14 @@ class TensorHistory:
         entry = self.run._attrs["snapshots"][self.kind][self.name]
         reader = self.run._reader
         arr = reader.array(entry["array"])
-        if arr is None or arr.shape[0] <= k:
+        row = entry["rows"][k] if "rows" in entry else k  # packed: its row of the pack
+        if arr is None or arr.shape[0] <= row:
             raise reader.damaged(entry["array"], f"snapshot {k} of {self.name!r} is missing")
-        return np.asarray(reader.read(entry["array"], arr, (k,)))
+        if "start" not in entry:
+            return np.asarray(reader.read(entry["array"], arr, (row,)))
+        shape = tuple(entry["shape"])
+        columns = slice(entry["start"], entry["start"] + int(np.prod(shape, dtype=np.int64)))
+        return np.asarray(reader.read(entry["array"], arr, (row, columns))).reshape(shape)
 
     @property
     def update_ratio(self) -> UpdateRatio:

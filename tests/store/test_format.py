@@ -214,3 +214,25 @@ def test_histograms_follow_their_own_schedule_and_every_statistic_stays(tmp_path
     assert len(weightlapse.open(tmp_path / "n")["w"].histograms.steps) == 0
     with pytest.raises(weightlapse.WeightlapseError, match="not a schedule"):
         weightlapse.create(tmp_path / "x", histograms="sometimes")
+
+
+def test_many_small_tensors_pack_their_snapshots_into_few_arrays(tmp_path):
+    from weightlapse.store.check import check_run
+    from weightlapse.store.snapshots import PACK_MIN
+
+    rng = np.random.default_rng(0)
+    n = PACK_MIN + 44
+    arrays = {f"block{i}/w": rng.normal(size=(2, 3)).astype(np.float32) for i in range(n)}
+    arrays["big"] = rng.normal(size=(80, 80))  # 51 KB: an array of its own
+    with weightlapse.create(tmp_path / "r", snapshots=1) as run:
+        for step in range(3):
+            run.log(step, {k: v + step for k, v in arrays.items()})
+        run.log(3, {k: v + 3 for k, v in arrays.items()}, snapshot=False)
+    run = weightlapse.open(tmp_path / "r")
+    for name in ("block0/w", f"block{n - 1}/w", "big"):
+        assert run[name].snapshot_steps == [0, 1, 2, 3]  # 3: the closing snapshot
+        for step in range(4):
+            np.testing.assert_array_equal(run[name].at(step), arrays[name] + step)
+    files = sum(1 for f in (tmp_path / "r").rglob("*") if f.is_file())
+    assert files < n  # not one array (and a file a snapshot) per tensor
+    assert check_run(tmp_path / "r") == []

@@ -360,7 +360,7 @@ class StepRecorder:
         views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
         for name, tensor in params.items():
             host = views.get(name)
-            if host is None or str(host.dtype) != dtype_name(tensor):
+            if host is None or not _same_dtype(host, tensor):
                 host = ops.to_host(tensor)
             record.snapshots[("param", name)] = host
             self._snapshot_bytes += snapshot_nbytes(host)
@@ -371,6 +371,12 @@ class StepRecorder:
         pending, self._pending = self._pending, None
         pending.scalars = {k: _to_float(v) for k, v in pending.scalars.items()}
         self.writer.submit(pending)
+
+
+def _same_dtype(host: np.ndarray, tensor: Any) -> bool:
+    if isinstance(tensor, np.ndarray):
+        return host.dtype == tensor.dtype
+    return str(host.dtype) == dtype_name(tensor)
 
 
 def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:

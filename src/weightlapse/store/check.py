@@ -137,6 +137,7 @@ def check_run(path: Any) -> list[Problem]:
         index = group[layout.INDEX_PATH][:committed, 0]
         if np.isnan(index).any() or np.any(np.diff(index) <= 0):
             found.append(Problem(layout.INDEX_PATH, "its steps are not increasing numbers", 0))
+    checked: set[tuple[str, int]] = set()  # a packed row is checked once, not per tensor
     for entries in attrs["snapshots"].values():
         for tensor, entry in entries.items():
             try:
@@ -146,10 +147,14 @@ def check_run(path: Any) -> list[Problem]:
                     Problem(entry["array"], f"snapshots of {tensor!r} are missing", committed)
                 )
                 continue
-            if arr.shape[0] < len(entry["steps"]):
+            rows = entry.get("rows", range(len(entry["steps"])))
+            if arr.shape[0] < len(entry["steps"]) or any(r >= arr.shape[0] for r in rows):
                 found.append(Problem(entry["array"], "has fewer snapshots than listed", committed))
-            for k in range(min(arr.shape[0], len(entry["steps"]))):
-                problem = _chunk_problem(arr, (k,) + (0,) * (arr.ndim - 1))
+            for k, row in enumerate(rows):
+                if row >= arr.shape[0] or (entry["array"], row) in checked:
+                    continue
+                checked.add((entry["array"], row))
+                problem = _chunk_problem(arr, (row,) + (0,) * (arr.ndim - 1))
                 if problem:
                     found.append(
                         Problem(entry["array"], f"snapshot {k} of {tensor!r}: {problem}", committed)
@@ -176,6 +181,8 @@ def repair_run(path: Any) -> int:
         for entry in entries.values():
             keep = 0 if entry["array"] in broken else len(entry["steps"])
             entry["steps"] = [s for s in entry["steps"][:keep] if s <= last]
+            if "rows" in entry:
+                entry["rows"] = entry["rows"][: len(entry["steps"])]
     attrs["committed_steps"] = whole
     group.attrs[layout.ROOT_ATTR] = attrs
     return whole

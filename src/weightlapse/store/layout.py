@@ -107,6 +107,9 @@ def snapshot_path(kind: str, tensor: str, taken: set[str] | frozenset[str] = fro
 
 
 MAX_LEAF = 120  # bytes of an encoded name; file systems allow 255
+# Packed snapshot arrays are named `{kind}/snapshots/%packedN`: an encoded tensor name
+# never holds a bare '%' before letters other than hex digits, so they cannot collide.
+PACKED = "%packed"
 
 
 # Every chunk is written, also one that holds only fill values: then a missing chunk file
@@ -175,12 +178,21 @@ def snapshot_dtype(dtype: np.dtype) -> np.dtype:
 def snapshot_nbytes(tensor: Any) -> int:
     """The bytes a tensor's snapshot takes in the store (its dtype as stored): what the
     snapshot budget counts and `snapshot_bytes` says."""
+    if isinstance(tensor, np.ndarray) and tensor.dtype.kind in "fiub":
+        return int(tensor.nbytes)  # stored as it is
     size = int(np.prod(tuple(tensor.shape), dtype=np.int64))
-    try:
-        dtype = np.dtype(str(tensor.dtype).replace("torch.", ""))
-    except TypeError:  # bfloat16, float8 and friends are stored as float32
-        dtype = np.dtype(np.float32)
-    return size * snapshot_dtype(dtype).itemsize
+    key = str(tensor.dtype)
+    itemsize = _STORED_ITEMSIZE.get(key)
+    if itemsize is None:
+        try:
+            dtype = np.dtype(key.replace("torch.", ""))
+        except TypeError:  # bfloat16, float8 and friends are stored as float32
+            dtype = np.dtype(np.float32)
+        itemsize = _STORED_ITEMSIZE[key] = snapshot_dtype(dtype).itemsize
+    return size * itemsize
+
+
+_STORED_ITEMSIZE: dict[str, int] = {}
 
 
 def snapshot_fill(dtype: np.dtype) -> Any:

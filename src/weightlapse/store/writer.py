@@ -26,6 +26,7 @@ from weightlapse.store.opening import create_group, last_step, open_for_resume, 
 from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
+from weightlapse.store.snapshots import SnapshotWriter
 
 
 # ---- the messages the training side sends the writer thread --------------------------
@@ -93,6 +94,7 @@ class StoreWriter:
         except BaseException:
             self._lock.release()
             raise
+        self._snapshots = SnapshotWriter(self.group, self.attrs)
         self._buffer: list[StepRecord] = []
         self._buffered_bytes = 0
         self._known: dict[str, set[str]] = {}  # registered tensors by kind
@@ -333,7 +335,7 @@ class StoreWriter:
             blocks = step_blocks(buffered, self.attrs["kinds"], self.attrs["scalars"], self.bins)
             for path, block in blocks.items():
                 self._write_rows(self._growing_array(path, block), start, block)
-        self._write_snapshots(buffered)
+        self._snapshots.write(buffered)
         self.attrs["committed_steps"] = start + len(buffered)
         self._commit_attrs()  # last: this is what makes the steps visible
         if buffered:
@@ -346,41 +348,6 @@ class StoreWriter:
 
     def _release(self, nbytes: int) -> None:
         self._bytes_out += nbytes  # the writer alone writes it
-
-    def _write_snapshots(self, records: list[StepRecord]) -> None:
-        """A flush's snapshots of one tensor go in with one resize: a resize rewrites the
-        array's metadata, and once per snapshot it cost more than the snapshot."""
-        by_tensor: dict[tuple[str, str], list[tuple[int, Any]]] = {}
-        for r in records:
-            for key, data in r.snapshots.items():
-                by_tensor.setdefault(key, []).append((int(r.step), data))
-        for (kind, name), taken in by_tensor.items():
-            spec = self.attrs["snapshots"].setdefault(kind, {})
-            first = np.asarray(taken[0][1])
-            dtype = layout.snapshot_dtype(first.dtype)
-            entry = spec.get(name)
-            if entry is None:
-                path = layout.snapshot_path(kind, name, {e["array"] for e in spec.values()})
-                self.group.create_array(
-                    path,
-                    shape=(0, *first.shape),
-                    chunks=layout.snapshot_chunks(first.shape, np.dtype(dtype).itemsize),
-                    dtype=dtype,
-                    fill_value=layout.snapshot_fill(dtype),
-                    compressors=layout.snapshot_compressors(),
-                    config=layout.EVERY_CHUNK,
-                    dimension_names=layout.dimension_names(path, 1 + first.ndim),
-                    attributes={"tensor": name, "kind": kind},
-                )
-                entry = spec[name] = {"array": path, "steps": []}
-            arr = self._arrays.get(entry["array"]) or self.group[entry["array"]]
-            self._arrays[entry["array"]] = arr
-            k = len(entry["steps"])
-            arr.resize((k + len(taken), *arr.shape[1:]))
-            for j, (_, data) in enumerate(taken):  # row by row: no stacked copy
-                arr[k + j] = np.asarray(data, dtype=dtype)
-            entry["steps"].extend(step for step, _ in taken)
-            self.attrs["snapshot_bytes"] += sum(layout.snapshot_nbytes(d) for _, d in taken)
 
     def _commit_attrs(self) -> None:
         self.attrs["writer"]["heartbeat"] = time.time()
