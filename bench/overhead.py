@@ -4,10 +4,14 @@ against the same steps without recording and against the peers that record the s
 information: TensorBoard's add_histogram of every parameter and gradient at every step,
 and wandb.watch(log="all", log_freq=1) offline (when wandb is installed).
 
-    python bench/overhead.py [--steps 300] [--rounds 3] [--models mlp,cnn]
+    python bench/overhead.py [--steps 300] [--rounds 3] [--models mlp,cnn,transformer]
+                             [--peers tensorboard,wandb]
 
 Each cell is (recorded step time + close) / plain step time, the median over rounds.
-Also printed: bytes on disk per step and the steps not yet committed when training ended.
+Also printed: bytes on disk per step and the steps (and seconds of training) not yet
+committed when training ended. The transformer (25.2M parameters) runs a tenth of the
+steps. Peak RSS is not printed: one process runs every variant, so it cannot tell them
+apart (bench/many_and_big.py measures a big tensor's in a process of its own).
 """
 
 from __future__ import annotations
@@ -53,14 +57,35 @@ def models() -> dict[str, Callable[[], object]]:
             nn.Linear(128, 10),
         )
 
-    return {"mlp": mlp, "cnn": cnn}
+    def transformer() -> nn.Module:
+        # 8 blocks of width 512 (8 heads, feed-forward 2048): 25.2M parameters
+        layer = nn.TransformerEncoderLayer(512, 8, 2048, dropout=0.0, batch_first=True)
+        return nn.Sequential(nn.TransformerEncoder(layer, 8, enable_nested_tensor=False))
+
+    return {"mlp": mlp, "cnn": cnn, "transformer": transformer}
+
+
+def batch(name: str) -> tuple[object, object, Callable[[object, object], object]]:
+    """Inputs, targets and the loss for a model: MNIST-shaped images, or 8 sequences of
+    32 tokens of width 512 for the transformer."""
+    import torch
+
+    if name == "transformer":
+        x = torch.randn(8, 32, 512)
+        return x, torch.zeros_like(x), torch.nn.functional.mse_loss
+    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
+    return x, y, torch.nn.functional.cross_entropy
+
+
+# The transformer's step is ~100x the MLP's: it runs a tenth of the steps.
+STEP_SHARE = {"transformer": 10}
 
 
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def one(build: Callable[[], object], variant: str, steps: int, tmp: Path) -> dict[str, float]:
+def one(name: str, variant: str, steps: int, tmp: Path) -> dict[str, float]:
     """Seconds for `steps` continuous steps plus the recorder's ending, and what it left."""
     import torch
 
@@ -68,9 +93,9 @@ def one(build: Callable[[], object], variant: str, steps: int, tmp: Path) -> dic
     import weightlapse.torch
 
     torch.manual_seed(0)
-    model = build()
+    model = models()[name]()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
+    x, y, loss_of = batch(name)
     out = tmp / variant
     after: Callable[[int], None] = lambda i: None  # noqa: E731
     finish: Callable[[], None] = lambda: None  # noqa: E731
@@ -105,7 +130,7 @@ def one(build: Callable[[], object], variant: str, steps: int, tmp: Path) -> dic
     began = time.perf_counter()
     for i in range(steps):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        loss_of(model(x), y).backward()
         opt.step()
         after(i)
     trained = time.perf_counter() - began
@@ -115,14 +140,20 @@ def one(build: Callable[[], object], variant: str, steps: int, tmp: Path) -> dic
     finish()
     total = time.perf_counter() - began
     size = folder_bytes(out) if out.exists() else float("nan")
-    return {"total": total, "trained": trained, "behind": behind, "bytes": size / steps}
+    return {
+        "total": total,
+        "trained": trained,
+        "behind": behind,
+        "behind_s": behind * trained / steps,
+        "bytes": size / steps,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--models", default="mlp,cnn,transformer")
     parser.add_argument("--peers", default="tensorboard,wandb", help="peers to compare with")
     args = parser.parse_args()
     import importlib.util
@@ -135,30 +166,35 @@ def main() -> None:
         variants.append("wandb.watch all")
     elif "wandb" in peers:
         print("(wandb is not installed: its column is left out; pip install wandb)")
-    builders = models()
-    print(f"{args.steps} continuous steps + close, batch {BATCH}, median of {args.rounds} rounds")
+    print(
+        f"{args.steps} continuous steps (transformer: a tenth) + close, median of "
+        f"{args.rounds} rounds"
+    )
     print("| model | plain step | " + " | ".join(variants[1:]) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in variants[1:]) + " |")
     extras = []
     for name in args.models.split(","):
+        steps = max(10, args.steps // STEP_SHARE.get(name, 1))
         results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.rounds):
                 for variant in variants:  # interleaved: each round runs every variant
                     where = Path(tmp) / f"{r}"
                     where.mkdir(exist_ok=True)
-                    results[variant].append(one(builders[name], variant, args.steps, where))
-        plain = statistics.median(x["total"] for x in results["plain"]) / args.steps
+                    results[variant].append(one(name, variant, steps, where))
+        plain = statistics.median(x["total"] for x in results["plain"]) / steps
         cells = []
         for variant in variants[1:]:
-            ratio = statistics.median(x["total"] for x in results[variant]) / args.steps / plain
+            ratio = statistics.median(x["total"] for x in results[variant]) / steps / plain
             cells.append(f"{ratio:.2f}x")
             if variant.startswith("weightlapse"):
                 behind = statistics.median(x["behind"] for x in results[variant])
+                behind_s = statistics.median(x["behind_s"] for x in results[variant])
                 per_step = statistics.median(x["bytes"] for x in results[variant])
                 extras.append(
                     f"{name}, {variant}: {per_step / 1024:.1f} KiB on disk per step, "
-                    f"{behind:.0f} steps uncommitted when training ended"
+                    f"{behind:.0f} steps ({behind_s:.1f} s of training) uncommitted when "
+                    "training ended"
                 )
         print(f"| {name} | {plain * 1e3:.2f} ms | " + " | ".join(cells) + " |")
     for line in extras:

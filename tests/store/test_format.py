@@ -236,3 +236,22 @@ def test_many_small_tensors_pack_their_snapshots_into_few_arrays(tmp_path):
     files = sum(1 for f in (tmp_path / "r").rglob("*") if f.is_file())
     assert files < n  # not one array (and a file a snapshot) per tensor
     assert check_run(tmp_path / "r") == []
+
+
+def test_a_version_1_run_reads_and_a_newer_one_is_refused(tmp_path):
+    import zarr
+
+    from weightlapse.store import layout
+
+    with weightlapse.create(tmp_path / "r", snapshots=1) as run:
+        for step in range(3):
+            run.log(step, {"w": np.arange(4.0) + step})
+    group = zarr.open_group(tmp_path / "r", mode="r+")
+    attrs = dict(group.attrs[layout.ROOT_ATTR])
+    group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": 1}
+    old = weightlapse.open(tmp_path / "r")
+    assert old.format_version == 1
+    np.testing.assert_array_equal(old["w"].at(2), np.arange(4.0) + 2)
+    group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": layout.FORMAT_VERSION + 1}
+    with pytest.raises(weightlapse.RunFormatError, match="Upgrade weightlapse"):
+        weightlapse.open(tmp_path / "r")

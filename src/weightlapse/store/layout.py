@@ -12,7 +12,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # docs/format.md, Changes: what each version added
 ROOT_ATTR = "weightlapse"
 INDEX_COLUMNS: tuple[str, ...] = ("step", "epoch", "batch", "wall_time")
 STAT_NAMES: tuple[str, ...] = (
