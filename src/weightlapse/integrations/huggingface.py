@@ -18,7 +18,7 @@ from typing import Any
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
 from weightlapse.integrations.meta import json_safe
-from weightlapse.integrations.torch import TorchWatcher, watch
+from weightlapse.integrations.torch import Probes, TorchWatcher, watch
 from weightlapse.run_writer import RunWriter
 
 try:
@@ -45,12 +45,7 @@ class WeightlapseCallback(TrainerCallback):
     ) -> None:
         self.target = run
         self.options = options
-        self.probe_options = {
-            "probe_inputs": probe_inputs,
-            "activations": activations,
-            "attributions": attributions,
-            "probe_targets": probe_targets,
-        }
+        self.probes = Probes(probe_inputs, activations, attributions, probe_targets)
         self.watcher: TorchWatcher | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -68,7 +63,7 @@ class WeightlapseCallback(TrainerCallback):
             target,
             optimizer=optimizer,
             rank_zero_only=False,  # process zero is checked above, by the Trainer's count
-            **self.probe_options,
+            **self.probes.watch_options(),
             **self.options,
         )
         self.watcher.global_step = max(self.watcher.global_step, int(state.global_step))

@@ -19,7 +19,7 @@ from typing import Any
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
 from weightlapse.integrations.meta import as_dict, json_safe
-from weightlapse.integrations.torch import TorchWatcher, watch
+from weightlapse.integrations.torch import Probes, TorchWatcher, watch
 from weightlapse.run_writer import RunWriter, create
 
 try:
@@ -146,12 +146,7 @@ class WeightlapseCallback(Callback):
         super().__init__()
         self.target = run
         self.options = options
-        self.probe_options = {
-            "probe_inputs": probe_inputs,
-            "activations": activations,
-            "attributions": attributions,
-            "probe_targets": probe_targets,
-        }
+        self.probes = Probes(probe_inputs, activations, attributions, probe_targets)
         self.watcher: TorchWatcher | None = None
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -178,7 +173,7 @@ class WeightlapseCallback(Callback):
             run,
             optimizer=list(trainer.optimizers),
             rank_zero_only=False,  # the global rank is checked above (also for Fabric/TPU)
-            **self.probe_options,
+            **self.probes.watch_options(),
             **options,
         )
         self.watcher.global_step = max(self.watcher.global_step, int(trainer.global_step))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,24 @@ def as_optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
     if isinstance(optimizer, (list, tuple)):
         return [unwrap_optimizer(o) for o in optimizer]
     return [unwrap_optimizer(optimizer)]
+
+
+@dataclass(frozen=True)
+class Probes:
+    """watch()'s probe arguments, as the training-framework callbacks carry them."""
+
+    inputs: Any = None
+    activations: Sequence[str] = ()
+    attributions: Sequence[str] = ()
+    targets: Any = None
+
+    def watch_options(self) -> dict[str, Any]:
+        return {
+            "probe_inputs": self.inputs,
+            "activations": self.activations,
+            "attributions": self.attributions,
+            "probe_targets": self.targets,
+        }
 
 
 # Where wrappers keep the optimizer they wrap: accelerate's AcceleratedOptimizer and
