@@ -137,3 +137,26 @@ def test_host_summary_equals_the_segment_summary():
     np.testing.assert_array_equal(got.probes, expected.probes)
     for i, a in enumerate(arrays):
         np.testing.assert_array_equal(got.counts[i], reference(a)[1])
+
+
+def test_many_small_tensors_together_equal_one_at_a_time(monkeypatch):
+    """The vectorised path for many small tensors (reduceat) gives the per-tensor path's
+    numbers: NaN, Inf, all-zero and constant tensors included."""
+    from weightlapse.record import stats
+
+    rng = np.random.default_rng(0)
+    sizes = [16] * 40 + [5000] + [3, 1, 7] * 10 + [100]
+    arrays = [rng.normal(size=s).astype(np.float32) for s in sizes]
+    arrays[3][2] = np.nan
+    arrays[5][:] = 0
+    arrays[7][:] = 2.5
+    arrays[9][1] = np.inf
+    arrays[11][:] = np.nan
+    flat = np.concatenate(arrays)
+    segments = stats.Segments.build(sizes, [np.arange(min(4, s)) for s in sizes])
+    together = stats.summarize_host(flat, segments)
+    monkeypatch.setattr(stats, "SMALL", 0)  # every tensor on its own
+    alone = stats.summarize_host(flat, segments)
+    np.testing.assert_allclose(together.stats, alone.stats, rtol=2e-5, atol=1e-7, equal_nan=True)
+    np.testing.assert_array_equal(together.counts, alone.counts)
+    np.testing.assert_array_equal(together.probes, alone.probes)
