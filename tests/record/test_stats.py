@@ -155,8 +155,12 @@ def test_many_small_tensors_together_equal_one_at_a_time(monkeypatch):
     flat = np.concatenate(arrays)
     segments = stats.Segments.build(sizes, [np.arange(min(4, s)) for s in sizes])
     together = stats.summarize_host(flat, segments)
+    unbinned = stats.summarize_host(flat, segments, histograms=False)
     monkeypatch.setattr(stats, "SMALL", 0)  # every tensor on its own
     alone = stats.summarize_host(flat, segments)
     np.testing.assert_allclose(together.stats, alone.stats, rtol=2e-5, atol=1e-7, equal_nan=True)
     np.testing.assert_array_equal(together.counts, alone.counts)
     np.testing.assert_array_equal(together.probes, alone.probes)
+    # a step without histograms: the same statistics, no counts
+    np.testing.assert_array_equal(unbinned.stats, together.stats)
+    assert not unbinned.counts.any()

@@ -203,9 +203,9 @@ def summarize_host(
         small = np.flatnonzero((sizes > 0) & (sizes <= SMALL))
         done = np.zeros(n, dtype=bool)
         if len(small) >= 16:  # many small tensors: a few vectorised passes for all
-            done[small] = _summarize_small(flat, sizes, offsets, small, stats, counts, bins)
-            if not histograms:
-                counts[small] = 0
+            done[small] = _summarize_small(
+                flat, sizes, offsets, small, stats, counts, bins, histograms
+            )
         for t, size in enumerate(sizes.tolist()):
             if size == 0 or done[t]:
                 continue
@@ -247,9 +247,11 @@ def _summarize_small(
     stats: np.ndarray,
     counts: np.ndarray,
     bins: int,
+    histograms: bool = True,
 ) -> np.ndarray:
-    """Fills `stats` and `counts` rows of the `chosen` tensors (all small, none empty)
-    whose values are all finite; returns which those were (the others take the loop)."""
+    """Fills `stats` and (`histograms`) `counts` rows of the `chosen` tensors (all small,
+    none empty) whose values are all finite; returns which those were (the others take
+    the loop)."""
     sub_sizes = sizes[chosen]
     ends = np.cumsum(sub_sizes)
     local = ends - sub_sizes  # where each tensor starts in x
@@ -284,6 +286,9 @@ def _summarize_small(
         ],
         axis=1,
     )
+    stats[chosen[finite]] = rows[finite]
+    if not histograms:
+        return finite  # counts stay zero: no histogram at this step
     # bins as the per-tensor path takes them, in the copy's own dtype
     width = hi - lo
     scale = np.where(width > 0, bins / np.where(width > 0, width, 1.0), 0.0)
@@ -292,7 +297,6 @@ def _summarize_small(
     index = np.minimum(binned, bins - 1).astype(np.int64)
     which = np.repeat(np.arange(len(chosen)), sub_sizes)
     hist = np.bincount(which * bins + index, minlength=len(chosen) * bins).reshape(-1, bins)
-    stats[chosen[finite]] = rows[finite]
     counts[chosen[finite]] = hist[finite]
     return finite
 
