@@ -8,7 +8,6 @@ with weightlapse.create("runs/neuron") as run:
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 import threading
 import warnings
@@ -26,6 +25,7 @@ from weightlapse.record.recorder import RecordConfig, StepRecorder
 from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, DEFAULT_SNAPSHOTS, Always, Never
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import ArrayOps
+from weightlapse.store.lock import is_local
 from weightlapse.store.writer import StoreWriter
 
 _NUMPY = NumpyOps()
@@ -176,7 +176,7 @@ class RunWriter:
         self._closed = True
         _OPEN.discard(self)
         self.store.close()
-        if isinstance(self.path, (str, os.PathLike)) and Path(self.path).is_dir():
+        if is_local(self.path) and Path(self.path).is_dir():
             shutil.rmtree(self.path)
 
     def reopen(self) -> None:

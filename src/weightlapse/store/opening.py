@@ -43,7 +43,7 @@ def create_group(path: Any, overwrite: bool) -> zarr.Group:
 def _check_replaceable(path: Any) -> None:
     """overwrite=True only ever deletes a weightlapse run: any other folder or file at the
     path stays, and the caller hears why."""
-    if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
+    if not is_local(path):
         return  # a store or URL: what is there is for Zarr to check
     local = Path(path)
     if not local.exists() or local.is_dir() and only_the_lock(local):

@@ -131,7 +131,7 @@ class SnapshotWriter:
         no snapshot at that step: its `rows` list skips it)."""
         arr = self._array(path)
         steps = sorted(by_step)
-        first = len(arr.shape) and arr.shape[0]
+        first = arr.shape[0]
         block = np.full((len(steps), arr.shape[1]), layout.snapshot_fill(arr.dtype), arr.dtype)
         for i, step in enumerate(steps):
             for entry, data in by_step[step]:

@@ -99,10 +99,9 @@ class StoreWriter:
         self._buffered_bytes = 0
         self._known: dict[str, set[str]] = {}  # registered tensors by kind
         # The training side never waits on a lock the writer holds: the writer runs at low
-        # priority, and a lock it held when it lost the CPU made training wait for it
-        # (a quarter of the MLP's recording cost). So: a SimpleQueue, and counters that
-        # each one side only writes (bytes and messages in, by producers under their own
-        # lock; out, by the writer).
+        # priority, and a lock held when it lost the CPU would make training wait for it.
+        # So: a SimpleQueue, and counters that each one side only writes (bytes and
+        # messages in, by producers under their own lock; out, by the writer).
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._producers = threading.Lock()
         self._bytes_in = 0
