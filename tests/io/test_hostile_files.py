@@ -217,10 +217,13 @@ def test_many_tiny_tensors_take_time_in_proportion(tmp_path):
     def seconds(n):
         path = tmp_path / f"many{n}.safetensors"
         safetensors.save_file({f"t{i}": np.ones(2, "float32") for i in range(n)}, str(path))
-        start = time.perf_counter()
-        rows = tensor_rows(read_checkpoint(path).tensors)
+        best = float("inf")
+        for _ in range(3):  # the best of three: a busy machine adds time, never removes it
+            start = time.perf_counter()
+            rows = tensor_rows(read_checkpoint(path).tensors)
+            best = min(best, time.perf_counter() - start)
         assert len(rows) == n and rows[-1]["l2"] == pytest.approx(2**0.5)
-        return time.perf_counter() - start
+        return best
 
     small, big = seconds(5_000), seconds(50_000)
     assert big / small < 25  # ten times the tensors, not a hundred times the time
