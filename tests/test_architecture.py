@@ -34,6 +34,7 @@ FRAMEWORK_HOMES = (
     "record/torch_ops",
     "record/keras_ops",
     "record/jax_ops",
+    "record/torch_shards",
     "integrations/",
     "interpret/torch_backend",
     "interpret/keras_backend",

@@ -26,6 +26,7 @@ from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, DEFAULT_SNAPSHOTS, A
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import ArrayOps
 from weightlapse.store.lock import is_local
+from weightlapse.store.peer import PeerStore
 from weightlapse.store.writer import StoreWriter
 
 _NUMPY = NumpyOps()
@@ -215,6 +216,7 @@ def create(
     max_probes: int = 32,
     flush_seconds: float = 2.0,
     meta: Mapping[str, Any] | None = None,
+    peer: bool = False,
 ) -> RunWriter:
     """A new run at `path` (a directory, or any fsspec URL Zarr takes) to record into.
 
@@ -223,6 +225,8 @@ def create(
     Statistics and probes are taken at every step `every` says; 64-bin histograms at
     those `histograms` also says (default: log-spaced early, then every 10th step);
     full snapshots at those `snapshots` says (default: log-spaced).
+    `peer=True`: a rank other than 0 of a sharded model; it decides and computes what
+    rank 0 does (its part of each step) and keeps nothing itself (store/peer.py).
     >>> with weightlapse.create("runs/a") as run:
     ...     run.log(0, {"w": np.zeros(3)}, loss=1.0)
     """
@@ -240,6 +244,9 @@ def create(
         bins=bins,
         max_probes=max_probes,
     )
+    if peer:
+        store = PeerStore(path, flush_seconds)
+        return RunWriter(path, store, StepRecorder(store, config))  # type: ignore[arg-type]
     writer = StoreWriter(
         path,
         meta=dict(meta or {}) if resume else {"framework": "generic", **(meta or {})},

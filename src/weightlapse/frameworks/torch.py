@@ -30,20 +30,34 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
+# What wrappers insert into names: FSDP1's unit, activation checkpointing, torch.compile.
+WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def clean_name(name: str) -> str:
+    """A parameter or module name as the model itself has it, wrappers left out."""
+    for part in WRAPPER_PARTS:
+        name = name.replace(part, "")
+    for part in WRAPPER_PARTS:  # a wrapper's own name, at the end of a module's
+        name = name.removesuffix(part.rstrip("."))
+    return name.rstrip(".")
+
+
 def named_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
-    return dict(unwrap(model).named_parameters())
+    return {clean_name(n): p for n, p in unwrap(model).named_parameters()}
 
 
 def modules_by_name(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """Every named submodule, by its name in the unwrapped model."""
-    return {n: m for n, m in unwrap(model).named_modules() if n}
+    return {clean_name(n): m for n, m in unwrap(model).named_modules() if clean_name(n)}
 
 
 def describe_model(model: torch.nn.Module) -> tuple[dict[str, TensorInfo], list[dict[str, Any]]]:
     """Tensor infos (with each weight's axis layout) and a layer summary."""
     infos: dict[str, TensorInfo] = {}
     layers: list[dict[str, Any]] = []
-    for layer, module in unwrap(model).named_modules():
+    for raw, module in unwrap(model).named_modules():
+        layer = clean_name(raw)
         own = list(module.named_parameters(recurse=False))
         if not own:
             continue

@@ -17,6 +17,7 @@ from weightlapse.frameworks.torch import (
     torch,
     unwrap,
 )
+from weightlapse.integrations.fsdp import shard_map_of, start_sharded
 from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.recorder import StepRecorder, warn_recording_stopped
 from weightlapse.record.schedule import Never
@@ -45,6 +46,7 @@ class TorchWatcher:
         activations: Sequence[str] = (),
         attributions: Sequence[str] = (),
         probe_targets: Any = None,
+        sharded: tuple[Any, Any] | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise WeightlapseError(
@@ -63,8 +65,13 @@ class TorchWatcher:
         self.probes = ProbeCapture(model, probe_inputs, activations, attributions, probe_targets)
         self._handles: list[Any] = []
         infos, layers = describe_model(model)
-        self.recorder.infos.update(infos)
         self._params = named_parameters(model)
+        # Sharded (FSDP): every rank records its parts, with collective ops.
+        self._shards, self.ops = sharded or (None, OPS)
+        if self._shards is not None:
+            for name, shape in self._shards.shapes.items():
+                infos[name].shape = shape  # the whole tensor's, not this rank's part
+        self.recorder.infos.update(infos)
         run.set_meta(
             framework="torch",
             torch_version=torch.__version__,
@@ -107,7 +114,7 @@ class TorchWatcher:
         if self._stopped or not self.recorder.due(step):
             return None
         with self._guard(), torch.no_grad():
-            self.recorder.before_step(step, self._params, OPS)
+            self.recorder.before_step(step, self._tensors(), self.ops)
         if not self.recorder.config.gradients:
             return None
         # args[0] is the optimizer itself; a closure comes next, or by keyword
@@ -137,10 +144,10 @@ class TorchWatcher:
         # Summarised now: some optimizers (maximize, weight decay) change .grad in place.
         names = self._updated_by.get(id(optimizer), self._params)
         with self._guard(), torch.no_grad():
-            params = self._params
-            grads = {n: params[n].grad for n in names if params[n].grad is not None}
+            grads = self._gradients(names)
             if grads:
-                self._grads = self.recorder.prepare_gradients(grads, OPS, step=self.global_step + 1)
+                step = self.global_step + 1
+                self._grads = self.recorder.prepare_gradients(grads, self.ops, step=step)
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.global_step += 1
@@ -151,8 +158,7 @@ class TorchWatcher:
     def step(self, **scalars: Any) -> None:
         """For loops without a hooked optimizer: records the weights and current .grad now."""
         self.global_step += 1
-        grads = {n: p.grad for n, p in self._params.items() if p.grad is not None}
-        self._record(grads=grads, scalars=scalars)
+        self._record(grads=self._gradients(self._params), scalars=scalars)
 
     def log_scalars(self, **scalars: Any) -> None:
         """Loss, accuracy...: join the step just taken (call it after optimizer.step()),
@@ -177,6 +183,16 @@ class TorchWatcher:
         self.close()
 
     # ---- how --------------------------------------------------------------------------
+    def _tensors(self) -> dict[str, Any]:
+        """The parameters: whole, or (sharded) this rank's parts of them."""
+        return self._params if self._shards is None else self._shards.shards()
+
+    def _gradients(self, names: Any) -> dict[str, Any]:
+        if self._shards is not None:
+            return self._shards.grad_shards(names)
+        params = self._params
+        return {n: params[n].grad for n in names if params[n].grad is not None}
+
     def _remove_hooks(self) -> None:
         for handle in [*self._handles, self._input_hook]:
             handle.remove()
@@ -205,8 +221,8 @@ class TorchWatcher:
             with torch.no_grad():
                 self.recorder.record(
                     self.global_step,
-                    self._params,
-                    OPS,
+                    self._tensors(),
+                    self.ops,
                     grads=grads,
                     epoch=self.epoch,
                     scalars=scalars,
@@ -259,10 +275,14 @@ def watch(
         )
     optimizers = as_optimizers(optimizer)
     rank = distributed_rank()
-    if rank_zero_only and rank != 0:
+    sharded = shard_map_of(model)
+    if rank_zero_only and rank != 0 and sharded is None:
         return IdleWatcher(rank)
     made_here = not isinstance(run, RunWriter)
-    if made_here:
+    if sharded is not None:
+        run, ops = start_sharded(run, options)
+        sharded = (sharded, ops)
+    elif made_here:
         run = create(run, **options)
     elif options:
         run.configure(**options)
@@ -275,6 +295,7 @@ def watch(
             activations=activations,
             attributions=attributions,
             probe_targets=probe_targets,
+            sharded=sharded,
         )
     except BaseException:
         if made_here:  # no half-made run behind: a retry must not find it "exists"

@@ -120,3 +120,18 @@ def check_step(step: Any, last: int | None) -> int:
             "restart, resume at a step past the last one recorded.)"
         )
     return step
+
+
+def parent_path(name: str) -> str:
+    """'encoder/0/w' -> 'encoder/0', 'fc1.weight' -> 'fc1': the layer a name implies."""
+    for sep in ("/", "."):
+        if sep in name:
+            return name.rsplit(sep, 1)[0]
+    return ""
+
+
+def same_dtype(host: np.ndarray, tensor: Any) -> bool:
+    """Whether a host copy kept the tensor's own dtype."""
+    if isinstance(tensor, np.ndarray):
+        return host.dtype == tensor.dtype
+    return str(host.dtype) == dtype_name(tensor)

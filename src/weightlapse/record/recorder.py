@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.record.arrays import dtype_name
+from weightlapse.record.arrays import dtype_name, parent_path, same_dtype
 from weightlapse.record.config import RecordConfig
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.schedule import Never
@@ -37,14 +37,6 @@ class _KindLayout:
     rows: np.ndarray
     segments: Segments
     on_device: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-
-
-def parent_path(name: str) -> str:
-    """'encoder/0/w' -> 'encoder/0', 'fc1.weight' -> 'fc1': the layer a name implies."""
-    for sep in ("/", "."):
-        if sep in name:
-            return name.rsplit(sep, 1)[0]
-    return ""
 
 
 class StepRecorder:
@@ -107,7 +99,7 @@ class StepRecorder:
         the probe inputs) are kept whole, as snapshots of that kind, with statistics.
         Scalars of a step that is not recorded are not recorded either.
         """
-        if self.writer.stopped:
+        if self.writer.stopped and not _collective(ops):
             return False  # a failure stopped recording; the writer warned once
         cfg = self.config
         self.check_shapes(step, params)
@@ -270,6 +262,9 @@ class StepRecorder:
         names = tuple(tensors)
         arrays = [tensors[n] for n in names]
         lay = self._layout(kind, names, arrays)
+        if _collective(ops):  # sharded: every rank reduces its part, then they combine
+            s = ops.summarize_shards(arrays, lay.segments, self.config.bins, histograms)
+            return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
         flat = ops.host_copy(arrays)
         if flat is not None:
             bins, rows, segments = self.config.bins, lay.rows, lay.segments
@@ -355,12 +350,17 @@ class StepRecorder:
         ops: ArrayOps,
         copied: KindRows | Deferred | None = None,
     ) -> None:
+        if _collective(ops):  # sharded: every rank writes its part where it belongs
+            for name, written in ops.write_snapshots("param", dict(params)).items():
+                record.snapshots[("param", name)] = written
+                self._snapshot_bytes += written.nbytes
+            return
         # The host copy taken for the statistics is the snapshot too, when its dtype is
         # the tensor's: one copy of a big tensor, not two.
         views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
         for name, tensor in params.items():
             host = views.get(name)
-            if host is None or not _same_dtype(host, tensor):
+            if host is None or not same_dtype(host, tensor):
                 host = ops.to_host(tensor)
             record.snapshots[("param", name)] = host
             self._snapshot_bytes += snapshot_nbytes(host)
@@ -373,10 +373,10 @@ class StepRecorder:
         self.writer.submit(pending)
 
 
-def _same_dtype(host: np.ndarray, tensor: Any) -> bool:
-    if isinstance(tensor, np.ndarray):
-        return host.dtype == tensor.dtype
-    return str(host.dtype) == dtype_name(tensor)
+def _collective(ops: ArrayOps) -> bool:
+    """Ops over tensors sharded across ranks (record/torch_shards.py): every rank must
+    take part in each step, so none may skip one (not even after its writer stopped)."""
+    return getattr(ops, "sharded", False)
 
 
 def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:

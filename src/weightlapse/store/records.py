@@ -29,6 +29,18 @@ class Deferred:
     arrays: Callable[[], dict[str, np.ndarray]] | None = None
 
 
+@dataclass(frozen=True)
+class WrittenSnapshot:
+    """A snapshot the ranks of a sharded model wrote themselves (store/regions.py): the
+    writer only lists its row when the step commits. `shape` is set when the row holds
+    the tensor flattened (then it is read back in this shape)."""
+
+    array: str
+    row: int
+    nbytes: int  # as stored, for the snapshot budget and `snapshot_bytes`
+    shape: tuple[int, ...] | None = None
+
+
 @dataclass
 class StepRecord:
     step: int
@@ -37,14 +49,17 @@ class StepRecord:
     wall_time: float = 0.0
     scalars: dict[str, float] = field(default_factory=dict)
     kinds: dict[str, KindRows | Deferred] = field(default_factory=dict)
-    snapshots: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str], np.ndarray | WrittenSnapshot] = field(default_factory=dict)
 
     def nbytes(self) -> int:
+        """The bytes this record holds in memory until its flush."""
         n = sum(
             v.nbytes if isinstance(v, Deferred) else v.stats.nbytes + v.counts.nbytes
             for v in self.kinds.values()
         )
-        return n + sum(a.nbytes for a in self.snapshots.values())
+        return n + sum(
+            a.nbytes for a in self.snapshots.values() if not isinstance(a, WrittenSnapshot)
+        )
 
     def resolve(self) -> None:
         """Computes deferred statistics (on the writer thread, or on the training thread

@@ -10,7 +10,7 @@ import numpy as np
 import zarr
 
 from weightlapse.store import layout
-from weightlapse.store.records import StepRecord
+from weightlapse.store.records import StepRecord, WrittenSnapshot
 
 # New small tensors that first appear together in one flush, at least this many: their
 # snapshots are packed (10,000 tensors of 16 floats were 40,948 files and 148 s to close).
@@ -31,7 +31,10 @@ class SnapshotWriter:
         by_tensor: dict[tuple[str, str], list[tuple[int, Any]]] = {}
         for r in records:
             for key, data in r.snapshots.items():
-                by_tensor.setdefault(key, []).append((int(r.step), np.asarray(data)))
+                if isinstance(data, WrittenSnapshot):
+                    self._list_written(*key, int(r.step), data)
+                else:
+                    by_tensor.setdefault(key, []).append((int(r.step), np.asarray(data)))
         self._pack_new_small_tensors(by_tensor)
         packed: dict[str, dict[int, list[tuple[dict[str, Any], np.ndarray]]]] = {}
         for (kind, name), taken in by_tensor.items():
@@ -43,6 +46,19 @@ class SnapshotWriter:
                 self._write_own(kind, name, taken)
         for path, by_step in packed.items():
             self._write_packed(path, by_step)
+
+    def _list_written(self, kind: str, name: str, step: int, written: WrittenSnapshot) -> None:
+        """A row the ranks wrote (sharded): listed now, with the flush that commits it."""
+        entry = (
+            self.attrs["snapshots"]
+            .setdefault(kind, {})
+            .setdefault(name, {"array": written.array, "steps": [], "rows": []})
+        )
+        if written.shape is not None:
+            entry.update(start=0, shape=list(written.shape))
+        entry["steps"].append(step)
+        entry["rows"].append(written.row)
+        self.attrs["snapshot_bytes"] += written.nbytes
 
     def _array(self, path: str) -> zarr.Array:
         arr = self._arrays.get(path)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
-from weightlapse.record.recorder import parent_path
+from weightlapse.record.arrays import parent_path
 
 
 class CheckpointError(WeightlapseError):
