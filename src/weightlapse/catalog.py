@@ -4,36 +4,27 @@ and `info` print (as tables or `--json`), and what the dashboard lists."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
 from weightlapse.run import open as open_run
+from weightlapse.store.location import RunsRoot
 
 
 def is_run(folder: Path) -> bool:
-    try:
-        return b'"weightlapse"' in (folder / "zarr.json").read_bytes()[:1_000_000]
-    except OSError:
-        return False
+    return RunsRoot(folder).is_run("")
 
 
-def find_runs(root: Path) -> list[str]:
-    """The runs under `root`, as paths relative to it (a run's own arrays are not runs)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if "zarr.json" in filenames and is_run(here):
-            found.append(here.relative_to(root).as_posix())
-            dirnames[:] = []
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-    return sorted(found)
+def find_runs(root: str | Path) -> list[str]:
+    """The runs under `root` (a folder or an object-store URL), as names relative to it
+    (a run's own arrays are not runs)."""
+    return RunsRoot(root).find_runs()
 
 
-def size_on_disk(path: Path) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+def size_on_disk(path: str | Path) -> int:
+    return RunsRoot(path).size("")
 
 
 def _number(value: float) -> float | None:
@@ -76,13 +67,15 @@ def run_summary(run: Run, path: Path | None = None) -> dict[str, Any]:
     }
 
 
-def list_runs(root: Path) -> list[dict[str, Any]]:
+def list_runs(root: str | Path) -> list[dict[str, Any]]:
     """Every run under `root`: steps, size, live or ended, last loss; a damaged run is
     listed with its one-line problem."""
     out = []
-    for name in find_runs(root):
+    place = RunsRoot(root)
+    for name in place.find_runs():
         try:
-            summary = run_summary(open_run(root / name), root / name)
+            path = place.run_path(name)
+            summary = run_summary(open_run(path), path)
             summary.pop("tensors")
             out.append({"name": name, **summary})
         except WeightlapseError as exc:

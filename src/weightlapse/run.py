@@ -240,9 +240,9 @@ class Run:
     >>> run.tensors, run.steps, run.scalar("loss"), run["dense/kernel"].stats["l2"]
     """
 
-    def __init__(self, path: str | Path | Any) -> None:
+    def __init__(self, path: str | Path | Any, storage_options: dict | None = None) -> None:
         self.path = path
-        self._reader = StoreReader(path)  # fails now, clearly, if it is not a run
+        self._reader = StoreReader(path, storage_options)  # fails now, clearly, if not a run
 
     @property
     def _attrs(self) -> dict[str, Any]:
@@ -378,9 +378,11 @@ class Run:
         )
 
 
-def open(path: str | Path | Any) -> Run:  # noqa: A001 - the public name mirrors zarr.open
+def open(path: str | Path | Any, storage_options: dict | None = None) -> Run:  # noqa: A001
     """Opens a run to read; it sees new steps while training goes on (`run.refresh()`).
+    A URL ("s3://bucket/runs/a") reads through fsspec, with `storage_options` or the
+    environment's settings.
 
     >>> run = weightlapse.open("runs/a"); run["w"].stats["l2"]
     """
-    return Run(path)
+    return Run(path, storage_options)

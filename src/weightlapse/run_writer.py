@@ -25,6 +25,7 @@ from weightlapse.record.recorder import RecordConfig, StepRecorder
 from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, DEFAULT_SNAPSHOTS, Always, Never
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import ArrayOps
+from weightlapse.store.location import delete, is_url
 from weightlapse.store.lock import is_local
 from weightlapse.store.peer import PeerStore
 from weightlapse.store.writer import StoreWriter
@@ -177,14 +178,21 @@ class RunWriter:
         self._closed = True
         _OPEN.discard(self)
         self.store.close()
-        if is_local(self.path) and Path(self.path).is_dir():
+        if is_url(self.path):
+            delete(self.path, self.store.storage_options)
+        elif is_local(self.path) and Path(self.path).is_dir():
             shutil.rmtree(self.path)
 
     def reopen(self) -> None:
         """Goes on recording into this run after `close` (a second Keras fit)."""
         if not self._closed:
             return
-        self.store = StoreWriter(self.path, resume=True, flush_seconds=self.store.flush_seconds)
+        self.store = StoreWriter(
+            self.path,
+            resume=True,
+            flush_seconds=self.store.flush_seconds,
+            storage_options=self.store.storage_options,
+        )
         self.recorder.writer = self.store
         self._closed = False
         _OPEN.add(self)
@@ -216,6 +224,7 @@ def create(
     max_probes: int = 32,
     flush_seconds: float = 2.0,
     meta: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     peer: bool = False,
 ) -> RunWriter:
     """A new run at `path` (a directory, or any fsspec URL Zarr takes) to record into.
@@ -225,6 +234,9 @@ def create(
     Statistics and probes are taken at every step `every` says; 64-bin histograms at
     those `histograms` also says (default: log-spaced early, then every 10th step);
     full snapshots at those `snapshots` says (default: log-spaced).
+    `storage_options`: for an object-store URL ("s3://bucket/runs/a"), fsspec's options
+    (key, secret, endpoint_url via client_kwargs, ...); without them fsspec reads the
+    environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
     `peer=True`: a rank other than 0 of a sharded model; it decides and computes what
     rank 0 does (its part of each step) and keeps nothing itself (store/peer.py).
     >>> with weightlapse.create("runs/a") as run:
@@ -245,7 +257,8 @@ def create(
         max_probes=max_probes,
     )
     if peer:
-        store = PeerStore(path, flush_seconds)
+        options = dict(storage_options or {})
+        store = PeerStore(path, flush_seconds, options)
         return RunWriter(path, store, StepRecorder(store, config))  # type: ignore[arg-type]
     writer = StoreWriter(
         path,
@@ -254,6 +267,7 @@ def create(
         flush_seconds=flush_seconds,
         overwrite=overwrite,
         resume=resume,
+        storage_options=dict(storage_options or {}),
     )
     recorder = StepRecorder(writer, config)
     if resume:

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 @clean_errors
 def info(
-    run_path: Path = typer.Argument(..., help="A recorded run."),
+    run_path: str = typer.Argument(..., help="A recorded run (a folder, or a URL: s3://...)."),
     tensors: list[str] | None = TensorsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -70,13 +70,14 @@ def info(
 
 @clean_errors
 def ls(
-    runs_dir: Path = typer.Argument(Path("."), help="A folder of runs."),
+    runs_dir: str = typer.Argument(".", help="A folder of runs, or a URL (s3://bucket/runs)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """The runs under a folder: steps, last step, size, live or ended, last loss."""
     from weightlapse.catalog import list_runs
+    from weightlapse.store.location import RunsRoot
 
-    if not runs_dir.is_dir():
+    if not RunsRoot(runs_dir).exists():
         raise WeightlapseError(f"{runs_dir}: not a folder. Give the folder that holds your runs.")
     runs = list_runs(runs_dir)
     if as_json:
@@ -107,7 +108,7 @@ def ls(
 
 @clean_errors
 def plot(
-    run_path: Path = typer.Argument(..., help="A recorded run."),
+    run_path: str = typer.Argument(..., help="A recorded run (a folder, or a URL: s3://...)."),
     view: str = typer.Argument(
         ...,
         help="trajectories, weights, filters, heatmap, histograms, "
@@ -149,7 +150,7 @@ def plot(
 
 @clean_errors
 def animate_command(
-    run_path: Path = typer.Argument(..., help="A recorded run."),
+    run_path: str = typer.Argument(..., help="A recorded run (a folder, or a URL: s3://...)."),
     view: str = typer.Argument(
         ...,
         help="weights, filters, heatmap, activations (per "
@@ -176,7 +177,7 @@ def animate_command(
 
 @clean_errors
 def doctor(
-    run_path: Path = typer.Argument(..., help="A recorded run."),
+    run_path: str = typer.Argument(..., help="A recorded run (a folder, or a URL: s3://...)."),
     fail_on: str = typer.Option(
         "never",
         "--fail-on",
@@ -232,7 +233,7 @@ def doctor(
 
 @clean_errors
 def export_command(
-    run_path: Path = typer.Argument(..., help="A recorded run."),
+    run_path: str = typer.Argument(..., help="A recorded run (a folder, or a URL: s3://...)."),
     tensorboard: Path | None = typer.Option(
         None, "--tensorboard", help="Write TensorBoard event files here."
     ),
@@ -270,7 +271,7 @@ def export_command(
 
 @clean_errors
 def check(
-    run_path: Path = typer.Argument(..., help="A recorded run."),
+    run_path: str = typer.Argument(..., help="A recorded run (a folder, or a URL: s3://...)."),
     repair: bool = typer.Option(
         False, "--repair", help="Truncate a damaged run to its last whole step."
     ),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from weightlapse.cli.common import clean_errors, console
@@ -11,7 +9,9 @@ from weightlapse.cli.common import clean_errors, console
 
 @clean_errors
 def view(
-    runs_dir: Path = typer.Argument(Path("."), help="The folder holding your runs."),
+    runs_dir: str = typer.Argument(
+        ".", help="The folder holding your runs, or an object-store URL (s3://bucket/runs)."
+    ),
     port: int = typer.Option(8050, help="Port to serve on."),
     host: str = typer.Option(
         "127.0.0.1",

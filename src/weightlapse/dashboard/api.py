@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.catalog import find_runs, is_run
+from weightlapse.catalog import is_run
 from weightlapse.errors import WeightlapseError
 from weightlapse.run import Run
 from weightlapse.run import open as open_run
 from weightlapse.store.confined import ConfinedStore
 from weightlapse.store.layout import STAT_NAMES
+from weightlapse.store.location import RunsRoot
 
 MAX_MOSAIC = 2048  # a frame's pixels a side, at most
 REFRESH_SECONDS = 0.5
@@ -41,21 +42,27 @@ class RunCache:
     MAX_OPEN = 64
     MAX_NAME = 1024
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, root: Path | str) -> None:
+        self.place = RunsRoot(root)  # a folder, or an object-store prefix (s3://...)
+        self.root = root if self.place.remote else Path(root).resolve()
         self.runs: OrderedDict[str, tuple[Run, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        return find_runs(self.root)
+        return self.place.find_runs()
 
-    def path_of(self, name: str) -> Path:
+    def path_of(self, name: str) -> Any:
         """The run folder for a name, or NotFound when the name leaves the root in any way."""
         if not name or len(name) > self.MAX_NAME or "\x00" in name or name.startswith(("/", "\\")):
             raise NotFound("no such run")
         parts = Path(name).parts
         if any(p in ("..", ".") for p in parts):
             raise NotFound("no such run")
+        if self.place.remote:  # keys under the prefix: no '..', '\\' or empty part leaves it
+            name = "/".join(parts)
+            if "\\" in name or not self.place.is_run(name):
+                raise NotFound("no such run")
+            return self.place.run_path(name)
         try:
             candidate = (self.root / name).resolve()
             if candidate != self.root and self.root not in candidate.parents:
@@ -68,14 +75,18 @@ class RunCache:
 
     def get(self, name: str) -> Run:
         path = self.path_of(name)
-        key = path.relative_to(self.root).as_posix()
+        key = (
+            "/".join(Path(name).parts)
+            if self.place.remote
+            else path.relative_to(self.root).as_posix()
+        )
         now = time.monotonic()
         with self._lock:
             cached = self.runs.get(key)
             if cached is not None:
                 self.runs.move_to_end(key)
         if cached is None:
-            run = open_run(ConfinedStore(path, self.root))
+            run = open_run(path if self.place.remote else ConfinedStore(path, self.root))
         else:
             run, seen = cached
             if now - seen <= REFRESH_SECONDS:

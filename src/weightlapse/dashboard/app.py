@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from weightlapse.dashboard import api
 from weightlapse.errors import WeightlapseError
 from weightlapse.store.confined import OutsideRunsFolder
+from weightlapse.store.location import RunsRoot
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -106,10 +107,12 @@ def create_app(
     runs_dir: str | Path, *, host: str = "127.0.0.1", token: str | None = None
 ) -> Starlette:
     """The dashboard over `runs_dir`: `uvicorn` serves it (see `weightlapse view`)."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise WeightlapseError(f"{root}: not a folder. Give the folder that holds your runs.")
-    cache = api.RunCache(root)
+    if not RunsRoot(runs_dir).exists():
+        raise WeightlapseError(
+            f"{runs_dir}: not a folder. Give the folder that holds your runs (or an "
+            "object-store URL: s3://bucket/runs)."
+        )
+    cache = api.RunCache(runs_dir)
     renders = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="weightlapse-render")
 
     def run_of(request: Request):  # noqa: ANN202 - a Run
@@ -240,5 +243,5 @@ def create_app(
     if token is not None:
         middleware.append(Middleware(TokenMiddleware, token=token))
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
-    app.state.runs_dir = root
+    app.state.runs_dir = cache.root
     return app

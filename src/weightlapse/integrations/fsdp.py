@@ -20,7 +20,6 @@ from weightlapse.run_writer import RunWriter, create
 from weightlapse.store.regions import FLAT_CHUNK, Region, RegionWriter, aligned_chunks
 
 
-
 def _dtensor() -> type:
     # imported when a process group runs: it takes 0.6 s, too long for every import
     from torch.distributed.tensor import DTensor
@@ -235,7 +234,7 @@ def start_sharded(run: Any, options: dict[str, Any]) -> tuple[RunWriter, Sharded
         peer_options = {k: v for k, v in options.items() if k not in ("overwrite", "resume")}
         run = create(path, peer=True, **peer_options)
         run.last_step = news["last_step"]
-    ops = ShardedTorchOps(RegionWriter(path, rank, world, dist.barrier))
+    ops = ShardedTorchOps(RegionWriter(run.store.target, rank, world, dist.barrier))
     ops.regions.rows.update(news["rows"])
     ops.name_paths(news["paths"])
     return run, ops

@@ -13,18 +13,25 @@ import zarr
 
 from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
+from weightlapse.store.location import delete, holds_anything, zarr_store
 from weightlapse.store.lock import clear_folder_but_lock, is_local, only_the_lock
 
 
-def create_group(path: Any, overwrite: bool) -> zarr.Group:
+def create_group(path: Any, overwrite: bool, storage_options: dict | None = None) -> zarr.Group:
     exists = RunFormatError(
         f"Something already exists at {path!s}; a new run needs a fresh path. Pass "
         "overwrite=True (--overwrite) to delete the run there and start anew, or "
         "resume=True (--resume) to go on recording into it, after its last step."
     )
     if overwrite:
-        _check_replaceable(path)
-    if not is_local(path):  # a store or URL: Zarr's own modes say what may be replaced
+        _check_replaceable(path, storage_options)
+    if isinstance(path, str) and not is_local(path):  # an object store: a prefix of keys
+        if holds_anything(path, storage_options):
+            if not overwrite:
+                raise exists
+            delete(path, storage_options)  # a run (checked above), and only a run
+        return zarr.open_group(zarr_store(path, storage_options), mode="w")
+    if not is_local(path):  # a zarr Store object: its own modes say what may be replaced
         try:
             return zarr.open_group(path, mode="w" if overwrite else "w-")
         except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError):
@@ -40,18 +47,22 @@ def create_group(path: Any, overwrite: bool) -> zarr.Group:
     return zarr.open_group(path, mode="a")
 
 
-def _check_replaceable(path: Any) -> None:
-    """overwrite=True only ever deletes a weightlapse run: any other folder or file at the
-    path stays, and the caller hears why."""
-    if not is_local(path):
-        return  # a store or URL: what is there is for Zarr to check
-    local = Path(path)
-    if not local.exists() or local.is_dir() and only_the_lock(local):
-        return
+def _check_replaceable(path: Any, storage_options: dict | None = None) -> None:
+    """overwrite=True only ever deletes a weightlapse run: any other folder, file or
+    object-store prefix at the path stays, and the caller hears why."""
+    if isinstance(path, str) and not is_local(path):
+        if not holds_anything(path, storage_options):
+            return
+    elif not is_local(path):
+        return  # a zarr Store object: what is there is for Zarr to check
+    else:
+        local = Path(path)
+        if not local.exists() or local.is_dir() and only_the_lock(local):
+            return
     from weightlapse.store.reader import StoreReader
 
     try:
-        StoreReader(local)
+        StoreReader(path, storage_options)
     except RunFormatError:
         raise RunFormatError(
             f"{path}: refused to overwrite, it is not a weightlapse run; overwrite only "
@@ -59,11 +70,13 @@ def _check_replaceable(path: Any) -> None:
         ) from None
 
 
-def open_for_resume(path: Any) -> tuple[zarr.Group, dict[str, Any]]:
+def open_for_resume(
+    path: Any, storage_options: dict | None = None
+) -> tuple[zarr.Group, dict[str, Any]]:
     from weightlapse.store.reader import StoreReader
 
-    attrs = StoreReader(path).attrs  # a clear error when it is not a run
-    return zarr.open_group(path, mode="r+"), dict(attrs)
+    attrs = StoreReader(path, storage_options).attrs  # a clear error when it is not a run
+    return zarr.open_group(zarr_store(path, storage_options), mode="r+"), dict(attrs)
 
 
 def last_step(group: zarr.Group, attrs: dict[str, Any]) -> int | None:

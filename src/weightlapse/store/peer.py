@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from weightlapse.store.location import zarr_store
 from weightlapse.store.records import StepRecord, TensorInfo
 
 
@@ -20,8 +21,12 @@ class PeerStore:
     stopped = False
     last_committed_step: int | None = None
 
-    def __init__(self, path: Any, flush_seconds: float = 2.0) -> None:
+    def __init__(
+        self, path: Any, flush_seconds: float = 2.0, storage_options: dict | None = None
+    ) -> None:
         self.path = path
+        self.storage_options = storage_options
+        self.target = zarr_store(path, storage_options)  # where this rank writes its shards
         self.flush_seconds = flush_seconds
         self.attrs: dict[str, Any] = {"committed_steps": 0}
 

@@ -14,6 +14,7 @@ import zarr
 from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
 from weightlapse.store.check import attr_problems, per_step_arrays
+from weightlapse.store.location import zarr_store
 
 
 def _recorded(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -24,8 +25,9 @@ def _recorded(attrs: dict[str, Any]) -> dict[str, Any]:
 class StoreReader:
     """Read-only view of a run's Zarr group; `refresh()` picks up newly committed steps."""
 
-    def __init__(self, path: Any) -> None:
+    def __init__(self, path: Any, storage_options: dict | None = None) -> None:
         self.path = path
+        self.target = zarr_store(path, storage_options)
         self.attrs: dict[str, Any] = {}
         self._arrays: dict[str, zarr.Array] = {}
         self._seen_chunks: set[str] = set()  # chunk keys known to exist
@@ -34,7 +36,7 @@ class StoreReader:
     def refresh(self) -> bool:
         """Re-reads the committed marker; True when something new was committed."""
         try:
-            group = zarr.open_group(self.path, mode="r")
+            group = zarr.open_group(self.target, mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as exc:
             raise RunFormatError(
                 f"No weightlapse run at {self.path!s} ({exc.__class__.__name__}). Give the "

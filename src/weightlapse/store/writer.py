@@ -21,6 +21,7 @@ import zarr
 from weightlapse.errors import RecordingError
 from weightlapse.store import layout
 from weightlapse.store.check import remove_partial_files
+from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
 from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
 from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
@@ -82,8 +83,11 @@ class StoreWriter:
         max_pending_bytes: int = 256 * 2**20,
         overwrite: bool = False,
         resume: bool = False,
+        storage_options: dict | None = None,
     ) -> None:
         self.path = path
+        self.storage_options = storage_options
+        self.target = zarr_store(path, storage_options)  # what Zarr opens
         self.flush_seconds = flush_seconds
         self.flush_steps = flush_steps
         self.max_pending_bytes = max_pending_bytes
@@ -121,11 +125,11 @@ class StoreWriter:
     ) -> None:
         if resume:
             remove_partial_files(path)  # what a killed writer left half-written
-            self.group, self.attrs = open_for_resume(path)
+            self.group, self.attrs = open_for_resume(path, self.storage_options)
             if meta:
                 self.attrs["meta"].update(meta)
         else:
-            self.group = create_group(path, overwrite)
+            self.group = create_group(path, overwrite, self.storage_options)
             self.attrs = layout.new_run_attrs(bins, meta)
         self.bins = int(self.attrs["bins"])
         self.attrs["closed"] = False
