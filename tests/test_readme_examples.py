@@ -13,8 +13,20 @@ import weightlapse
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EXAMPLE = re.compile(r"<!-- example: (\w+) -->\n```python\n(.*?)```", re.S)
-NEEDS = {"lightning": "lightning", "huggingface": "transformers", "jax": "optax", "ddp": "torch"}
-RUNS = {"lightning": "runs/lit", "huggingface": "runs/bert", "jax": "runs/jax", "ddp": "runs/ddp"}
+NEEDS = {
+    "lightning": "lightning",
+    "huggingface": "transformers",
+    "jax": "optax",
+    "ddp": "torch",
+    "fsdp": "torch",
+}
+RUNS = {
+    "lightning": "runs/lit",
+    "huggingface": "runs/bert",
+    "jax": "runs/jax",
+    "ddp": "runs/ddp",
+    "fsdp": "runs/fsdp",
+}
 
 
 def examples() -> dict[str, str]:
@@ -38,7 +50,7 @@ def test_a_readme_example_runs_as_it_stands(name, tmp_path):
     script = tmp_path / "train.py"
     script.write_text(examples()[name])
     command = [sys.executable, str(script)]
-    if name == "ddp":
+    if name in ("ddp", "fsdp"):
         command = [
             sys.executable,
             "-m",

@@ -38,10 +38,14 @@ def fsdp1_modules(model: torch.nn.Module) -> list[Any]:
 def shard_map_of(model: torch.nn.Module) -> ShardMap | None:
     """A ShardMap when FSDP splits the model's parameters across ranks (every rank then
     records its parts), else None (one process, or DDP: rank 0 records)."""
+    return ShardMap(model) if records_on_every_rank(model) else None
+
+
+def records_on_every_rank(model: torch.nn.Module) -> bool:
+    """Whether every rank must call watch() for this model: FSDP splits it across ranks
+    (the same answer on every rank). Otherwise rank 0 alone records."""
     dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()):
-        return None
-    return ShardMap(model) if is_sharded(model) else None
+    return dist.is_available() and dist.is_initialized() and is_sharded(model)
 
 
 def is_sharded(model: torch.nn.Module) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
+from weightlapse.integrations.fsdp import records_on_every_rank
 from weightlapse.integrations.meta import json_safe
 from weightlapse.integrations.torch import Probes, TorchWatcher, watch
 from weightlapse.run_writer import RunWriter
@@ -49,9 +50,12 @@ class WeightlapseCallback(TrainerCallback):
         self.watcher: TorchWatcher | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or self.watcher is not None:
-            return  # one writer: process zero (DDP's replicas are equal)
         model, optimizer = kwargs.get("model"), kwargs.get("optimizer")
+        if self.watcher is not None:
+            return
+        every_rank = model is not None and records_on_every_rank(model)
+        if not state.is_world_process_zero and not every_rank:
+            return  # one writer: process zero (DDP's replicas are equal; FSDP's are not)
         if model is None or optimizer is None:
             raise WeightlapseError(
                 "WeightlapseCallback got no model or optimizer from the Trainer at "

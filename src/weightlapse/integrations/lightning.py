@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from weightlapse.errors import MissingDependencyError, WeightlapseError
+from weightlapse.integrations.fsdp import records_on_every_rank
 from weightlapse.integrations.meta import as_dict, json_safe
 from weightlapse.integrations.torch import Probes, TorchWatcher, watch
 from weightlapse.run_writer import RunWriter, create
@@ -156,8 +157,10 @@ class WeightlapseCallback(Callback):
                 "WeightlapseCallback() has no run to record into: give it a path "
                 '(WeightlapseCallback("runs/a")) or add a WeightlapseLogger to the Trainer.'
             )
-        if trainer.global_rank != 0 or self.watcher is not None:
-            return  # one writer: rank 0 (DDP's replicas are equal)
+        if self.watcher is not None:
+            return
+        if trainer.global_rank != 0 and not records_on_every_rank(pl_module):
+            return  # one writer: rank 0 (DDP's replicas are equal; FSDP's shards are not)
         if logger is not None and self.target is None:
             run: Any = logger._open(**self.options)
             options: dict[str, Any] = {}
