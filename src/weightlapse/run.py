@@ -179,8 +179,8 @@ class TensorHistory:
 
     @property
     def snapshot_steps(self) -> list[int]:
-        entry = self.run._attrs["snapshots"].get(self.kind, {}).get(self.name)
-        return list(entry["steps"]) if entry else []
+        steps, _ = self.run._reader.snapshot_lists(self.kind).get(self.name, ([], []))
+        return list(steps)
 
     def snapshot_step(self, step: int = -1) -> int:
         """The snapshot step `step` names: itself if a snapshot was taken there, the last
@@ -214,7 +214,7 @@ class TensorHistory:
         entry = self.run._attrs["snapshots"][self.kind][self.name]
         reader = self.run._reader
         arr = reader.array(entry["array"])
-        row = entry["rows"][k] if "rows" in entry else k  # packed: its row of the pack
+        row = reader.snapshot_lists(self.kind)[self.name][1][k]
         if arr is None or arr.shape[0] <= row:
             raise reader.damaged(entry["array"], f"snapshot {k} of {self.name!r} is missing")
         if "start" not in entry:

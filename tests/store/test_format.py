@@ -10,6 +10,7 @@ from weightlapse.errors import RunFormatError, WeightlapseError
 from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, as_schedule
 from weightlapse.record.stats import STAT_NAMES
 from weightlapse.store import layout
+from weightlapse.store.check import check_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -238,20 +239,62 @@ def test_many_small_tensors_pack_their_snapshots_into_few_arrays(tmp_path):
     assert check_run(tmp_path / "r") == []
 
 
-def test_a_version_1_run_reads_and_a_newer_one_is_refused(tmp_path):
+def as_older_version(path, version):
+    """Rewrites a run as format 1 or 2 wrote it: snapshot steps (and a pack's rows) in
+    the entries of the root attributes, no snapshot index arrays."""
+    import zarr
+
+    from weightlapse.store import layout
+    from weightlapse.store.snapshot_index import index_path, read_lists
+
+    group = zarr.open_group(path, mode="r+")
+    attrs = dict(group.attrs[layout.ROOT_ATTR])
+    for kind, entries in attrs["snapshots"].items():
+        lists = read_lists(group, attrs, kind)
+        for name, entry in entries.items():
+            steps, rows = lists.get(name, ([], []))
+            entry["steps"] = steps
+            if entry.pop("packed", False):
+                entry["rows"] = rows
+            else:
+                assert rows == list(range(len(steps)))
+        del group[index_path(kind)]
+    del attrs["snapshot_rows"]
+    group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": version}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_run_reads_resumes_into_the_new_format_and_a_newer_one_is_refused(
+    tmp_path, version
+):
     import zarr
 
     from weightlapse.store import layout
 
+    small = {f"s{i}": np.full(3, float(i)) for i in range(300)}  # packed
     with weightlapse.create(tmp_path / "r", snapshots=1) as run:
         for step in range(3):
-            run.log(step, {"w": np.arange(4.0) + step})
-    group = zarr.open_group(tmp_path / "r", mode="r+")
-    attrs = dict(group.attrs[layout.ROOT_ATTR])
-    group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": 1}
+            run.log(step, {"w": np.arange(4.0) + step, **small})
+    as_older_version(tmp_path / "r", version)
     old = weightlapse.open(tmp_path / "r")
-    assert old.format_version == 1
+    assert old.format_version == version
+    assert old["w"].snapshot_steps == old["s7"].snapshot_steps == [0, 1, 2]
     np.testing.assert_array_equal(old["w"].at(2), np.arange(4.0) + 2)
+    np.testing.assert_array_equal(old["s7"].at(1), np.full(3, 7.0))
+    assert check_run(tmp_path / "r") == []
+
+    with weightlapse.create(tmp_path / "r", resume=True, snapshots=1) as run:
+        run.log(3, {"w": np.arange(4.0) + 3, **small})
+    new = weightlapse.open(tmp_path / "r")
+    assert new.format_version == layout.FORMAT_VERSION
+    assert new["w"].snapshot_steps == new["s7"].snapshot_steps == [0, 1, 2, 3]
+    np.testing.assert_array_equal(new["w"].at(1), np.arange(4.0) + 1)
+    np.testing.assert_array_equal(new["w"].at(3), np.arange(4.0) + 3)
+    np.testing.assert_array_equal(new["s7"].at(3), np.full(3, 7.0))
+    attrs = dict(zarr.open_group(tmp_path / "r").attrs[layout.ROOT_ATTR])
+    assert all("steps" not in e for e in attrs["snapshots"]["param"].values())
+
+    group = zarr.open_group(tmp_path / "r", mode="r+")
     group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": layout.FORMAT_VERSION + 1}
     with pytest.raises(weightlapse.RunFormatError, match="Upgrade weightlapse"):
         weightlapse.open(tmp_path / "r")

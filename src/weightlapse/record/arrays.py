@@ -31,6 +31,8 @@ def flatten_named(tree: Any) -> dict[str, Any]:
     """{'dense': {'kernel': k}} -> {'dense/kernel': k}: keys joined by '/', lists by index,
     named tuples and dataclasses by field. A bare array is named 'value'. Two leaves that
     come to one name, and empty keys, are errors."""
+    if isinstance(tree, Mapping) and _flat_arrays(tree):
+        return {str(k): v for k, v in tree.items()}  # already flat: names are the keys
     out: dict[str, Any] = {}
     origin: dict[str, tuple[str, ...]] = {}
 
@@ -57,6 +59,14 @@ def flatten_named(tree: Any) -> dict[str, Any]:
     return out
 
 
+def _flat_arrays(tree: Mapping) -> bool:
+    """A dict of NumPy arrays under distinct, non-empty string keys: the common case,
+    named as the nested walk would name it, without walking 10,000 leaves one by one."""
+    return all(type(k) is str and k for k in tree) and all(
+        type(v) is np.ndarray for v in tree.values()
+    )
+
+
 def dtype_name(value: Any) -> str:
     """The dtype as its framework calls it: 'float32', 'bfloat16', 'float8_e4m3fn'."""
     dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
@@ -67,6 +77,8 @@ def to_numpy(value: Any, name: str) -> np.ndarray:
     """A framework tensor or array-like as a NumPy array of real numbers, or a clear error.
     Dtypes NumPy lacks (torch's bfloat16 and float8) become float32, which holds them
     exactly; ml_dtypes arrays (JAX, TF) are kept as they are."""
+    if type(value) is np.ndarray and value.dtype.kind in "fiub":
+        return value
     if hasattr(value, "detach"):  # torch
         value = value.detach().cpu()
         if value.is_complex():
@@ -135,3 +147,11 @@ def same_dtype(host: np.ndarray, tensor: Any) -> bool:
     if isinstance(tensor, np.ndarray):
         return host.dtype == tensor.dtype
     return str(host.dtype) == dtype_name(tensor)
+
+
+def scalar_value(value: Any) -> float:
+    """A logged scalar (a number, a 0-d array or tensor) as a float; NaN when it is not one."""
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -16,6 +16,9 @@ class NumpyOps:
     def flatten_concat(self, arrays: Sequence[Any]) -> np.ndarray:
         if not arrays:
             return np.zeros(0, dtype=np.float32)
+        if all(type(a) is np.ndarray for a in arrays):  # one C loop, no per-array calls
+            dtype = host_dtype(list({a.dtype for a in arrays}))
+            return np.concatenate(arrays, axis=None, dtype=dtype, casting="unsafe")
         dtype = host_dtype([np.asarray(a).dtype for a in arrays])
         return np.concatenate([np.asarray(a).reshape(-1).astype(dtype, copy=False) for a in arrays])
 

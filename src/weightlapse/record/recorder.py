@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.record.arrays import dtype_name, parent_path, same_dtype
+from weightlapse.record.arrays import dtype_name, parent_path, same_dtype, scalar_value
 from weightlapse.record.config import RecordConfig
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.schedule import Never
@@ -21,6 +21,7 @@ from weightlapse.record.stats import (
     ArrayOps,
     Segments,
     choose_probes,
+    collective,
     summarize,
     summarize_host,
 )
@@ -36,6 +37,7 @@ class _KindLayout:
     names: tuple[str, ...]
     rows: np.ndarray
     segments: Segments
+    shapes: list[tuple[int, ...]]
     on_device: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
@@ -63,6 +65,7 @@ class StepRecorder:
         self._stash: tuple[int, dict[str, Any]] | None = None
         self._shapes: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._snapshot_bytes = 0
+        self._snapshot_sizes: dict[tuple, int] = {}  # bytes a snapshot of these tensors takes
         self._budget_warned = False
 
     # ---- when -------------------------------------------------------------------------
@@ -99,7 +102,7 @@ class StepRecorder:
         the probe inputs) are kept whole, as snapshots of that kind, with statistics.
         Scalars of a step that is not recorded are not recorded either.
         """
-        if self.writer.stopped and not _collective(ops):
+        if self.writer.stopped and not collective(ops):
             return False  # a failure stopped recording; the writer warned once
         cfg = self.config
         self.check_shapes(step, params)
@@ -115,7 +118,7 @@ class StepRecorder:
                 if arrays and kind not in self._pending.kinds:
                     self._add_captures(self._pending, kind, arrays)
             return True
-        params = {n: t for n, t in params.items() if self.filter.keeps(n)}
+        params = self.filter.kept(params)
         kinds: dict[str, Mapping[str, Any]] = {"param": params}
         prepared: dict[str, KindRows | Deferred] = {}
         if cfg.gradients and isinstance(grads, (KindRows, Deferred)):
@@ -185,15 +188,15 @@ class StepRecorder:
         """A tensor keeps its shape for the whole run: a change is refused here, naming
         the tensor and both shapes, before anything of this step is kept."""
         names = tuple(params)
-        shapes = tuple(tuple(t.shape) for t in params.values())
+        shapes = tuple(t.shape for t in params.values())
         known = self._shapes.get(names)
         if known == shapes:
             return
         for name, shape in zip(names, shapes):
             info = self.infos.get(name)
-            if info is not None and info.shape and tuple(info.shape) != shape:
+            if info is not None and info.shape and tuple(info.shape) != tuple(shape):
                 raise WeightlapseError(
-                    f"{name!r} changed shape from {tuple(info.shape)} to {shape} at step "
+                    f"{name!r} changed shape from {tuple(info.shape)} to {tuple(shape)} at step "
                     f"{step}; a run records each tensor with one shape. Log the new tensor "
                     "under a new name, or record it into a new run. Nothing recorded so far "
                     "is lost."
@@ -262,23 +265,27 @@ class StepRecorder:
         names = tuple(tensors)
         arrays = [tensors[n] for n in names]
         lay = self._layout(kind, names, arrays)
-        if _collective(ops):  # sharded: every rank reduces its part, then they combine
+        if collective(ops):  # sharded: every rank reduces its part, then they combine
             s = ops.summarize_shards(arrays, lay.segments, self.config.bins, histograms)
             return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
         flat = ops.host_copy(arrays)
         if flat is not None:
-            bins, rows, segments = self.config.bins, lay.rows, lay.segments
-            shapes = [tuple(a.shape) for a in arrays]
+            bins, rows, segments, shapes = self.config.bins, lay.rows, lay.segments, lay.shapes
 
             def compute() -> KindRows:
                 s = summarize_host(flat, segments, bins, histograms=histograms)
                 return KindRows(rows=rows, stats=s.stats, counts=s.counts, probes=s.probes)
 
             def unflatten() -> dict[str, np.ndarray]:
-                pieces = np.split(flat, np.cumsum(segments.sizes)[:-1])
-                return {n: p.reshape(sh) for n, p, sh in zip(names, pieces, shapes)}
+                ends = np.cumsum(segments.sizes).tolist()
+                starts = [0, *ends[:-1]]
+                return {
+                    n: flat[a:b].reshape(sh) for n, a, b, sh in zip(names, starts, ends, shapes)
+                }
 
-            return Deferred(flat.nbytes, compute, unflatten)
+            # NumPy arrays all of the copy's dtype: the copy's pieces are their snapshots
+            uniform = {getattr(a, "dtype", None) for a in arrays} == {flat.dtype}
+            return Deferred(flat.nbytes, compute, unflatten, uniform)
         device = ops.device_of(arrays[0])
         consts = lay.on_device.get(device)
         if consts is None:
@@ -315,7 +322,8 @@ class StepRecorder:
                 self.writer.register(kind, info, elements)
         sizes = [int(np.prod(tuple(a.shape), dtype=np.int64)) for a in arrays]
         rows = np.asarray([registered[n] for n in names], dtype=np.int64)
-        lay = _KindLayout(names, rows, Segments.build(sizes, probes))
+        shapes = [tuple(a.shape) for a in arrays]  # a tensor keeps its shape (check_shapes)
+        lay = _KindLayout(names, rows, Segments.build(sizes, probes), shapes)
         self._layouts[(kind, names)] = lay
         return lay
 
@@ -323,7 +331,11 @@ class StepRecorder:
         budget = self.config.snapshot_budget
         if budget is None:
             return True
-        size = sum(snapshot_nbytes(t) for n, t in params.items() if self.filter.keeps(n))
+        key = (tuple(params), tuple(t.dtype for t in params.values()))
+        size = self._snapshot_sizes.get(key)
+        if size is None:
+            size = sum(snapshot_nbytes(t) for n, t in params.items() if self.filter.keeps(n))
+            self._snapshot_sizes[key] = size
         if self._snapshot_bytes + size <= budget:
             return True
         if not self._budget_warned:
@@ -350,7 +362,7 @@ class StepRecorder:
         ops: ArrayOps,
         copied: KindRows | Deferred | None = None,
     ) -> None:
-        if _collective(ops):  # sharded: every rank writes its part where it belongs
+        if collective(ops):  # sharded: every rank writes its part where it belongs
             for name, written in ops.write_snapshots("param", dict(params)).items():
                 record.snapshots[("param", name)] = written
                 self._snapshot_bytes += written.nbytes
@@ -358,6 +370,10 @@ class StepRecorder:
         # The host copy taken for the statistics is the snapshot too, when its dtype is
         # the tensor's: one copy of a big tensor, not two.
         views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
+        if views and copied.uniform and views.keys() == params.keys():  # type: ignore[union-attr]
+            record.snapshots.update({("param", n): v for n, v in views.items()})
+            self._snapshot_bytes += copied.nbytes  # type: ignore[union-attr]
+            return
         for name, tensor in params.items():
             host = views.get(name)
             if host is None or not same_dtype(host, tensor):
@@ -369,14 +385,8 @@ class StepRecorder:
         if self._pending is None:
             return
         pending, self._pending = self._pending, None
-        pending.scalars = {k: _to_float(v) for k, v in pending.scalars.items()}
+        pending.scalars = {k: scalar_value(v) for k, v in pending.scalars.items()}
         self.writer.submit(pending)
-
-
-def _collective(ops: ArrayOps) -> bool:
-    """Ops over tensors sharded across ranks (record/torch_shards.py): every rank must
-    take part in each step, so none may skip one (not even after its writer stopped)."""
-    return getattr(ops, "sharded", False)
 
 
 def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:
@@ -387,10 +397,3 @@ def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:
         RuntimeWarning,
         stacklevel=4,
     )
-
-
-def _to_float(value: Any) -> float:
-    try:
-        return float(value.item() if hasattr(value, "item") else value)
-    except (TypeError, ValueError):
-        return float("nan")

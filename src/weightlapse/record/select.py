@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 def as_patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -36,6 +37,16 @@ class NameFilter:
             )
             self._cache[name] = kept
         return kept
+
+    @property
+    def keeps_all(self) -> bool:
+        return self.include == ("*",) and not self.exclude
+
+    def kept(self, tensors: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The entries whose names it keeps (the mapping itself when it keeps all)."""
+        if self.keeps_all:
+            return tensors
+        return {n: t for n, t in tensors.items() if self.keeps(n)}
 
     def select(self, names: Iterable[str]) -> list[str]:
         return [n for n in names if self.keeps(n)]

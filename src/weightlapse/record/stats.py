@@ -67,6 +67,13 @@ class ArrayOps(Protocol):
         """A key for where `x` lives, to cache constants per device."""
 
 
+def collective(ops: ArrayOps) -> bool:
+    """Ops over tensors sharded across ranks (record/torch_shards.py, `sharded = True`):
+    every rank must take part in each step, so none may skip one (not even after its
+    writer stopped); they summarise with `summarize_shards` and `write_snapshots`."""
+    return getattr(ops, "sharded", False)
+
+
 @dataclass(frozen=True)
 class Segments:
     """Where each tensor of a kind sits in the flattened vector, and its probe elements."""

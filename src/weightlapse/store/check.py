@@ -17,6 +17,7 @@ import zarr
 
 from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
+from weightlapse.store.snapshot_index import append_rows, index_path, read_lists
 
 PER_KIND = ("stats", "hist", "probes")
 
@@ -64,11 +65,14 @@ def attr_problems(attrs: Any) -> list[str]:
             out.append(f"kind {kind!r} lacks its tensors, probe_counts or probe_elements lists")
         elif not len(spec["tensors"]) == len(spec["probe_counts"]) == len(spec["probe_elements"]):
             out.append(f"kind {kind!r} lists {len(spec['tensors'])} tensors but other counts")
+    listed = attrs["format_version"] < 3  # older runs list steps in each entry
     for kind, entries in attrs["snapshots"].items():
         for name, entry in entries.items() if isinstance(entries, dict) else []:
-            steps = entry.get("steps") if isinstance(entry, dict) else None
-            if not isinstance(steps, list) or not isinstance(entry.get("array"), str):
+            ok = isinstance(entry, dict) and isinstance(entry.get("array"), str)
+            if not ok or listed and not isinstance(entry.get("steps"), list):
                 out.append(f"snapshot entry {kind}/{name} is malformed")
+    if not listed and not isinstance(attrs.get("snapshot_rows", {}), dict):
+        out.append("attribute 'snapshot_rows' is not an object")
     return out
 
 
@@ -138,7 +142,13 @@ def check_run(path: Any) -> list[Problem]:
         if np.isnan(index).any() or np.any(np.diff(index) <= 0):
             found.append(Problem(layout.INDEX_PATH, "its steps are not increasing numbers", 0))
     checked: set[tuple[str, int]] = set()  # a packed row is checked once, not per tensor
-    for entries in attrs["snapshots"].values():
+    for kind, entries in attrs["snapshots"].items():
+        try:
+            lists = read_lists(group, attrs, kind)
+        except Exception as exc:  # missing, short, or its chunks unreadable
+            what = "the array is missing" if isinstance(exc, KeyError) else str(exc)[:120]
+            found.append(Problem(index_path(kind), what, committed))
+            continue
         for tensor, entry in entries.items():
             try:
                 arr = group[entry["array"]]
@@ -147,8 +157,8 @@ def check_run(path: Any) -> list[Problem]:
                     Problem(entry["array"], f"snapshots of {tensor!r} are missing", committed)
                 )
                 continue
-            rows = entry.get("rows", range(len(entry["steps"])))
-            if arr.shape[0] < len(entry["steps"]) or any(r >= arr.shape[0] for r in rows):
+            rows = lists.get(tensor, ([], []))[1]
+            if any(r >= arr.shape[0] for r in rows):
                 found.append(Problem(entry["array"], "has fewer snapshots than listed", committed))
             for k, row in enumerate(rows):
                 if row >= arr.shape[0] or (entry["array"], row) in checked:
@@ -177,15 +187,38 @@ def repair_run(path: Any) -> int:
     whole = min([attrs["committed_steps"], *(p.whole_steps for p in problems)])
     last = int(group[layout.INDEX_PATH][whole - 1, 0]) if whole else -1
     broken = {p.array for p in problems}
-    for entries in attrs["snapshots"].values():
-        for entry in entries.values():
-            keep = 0 if entry["array"] in broken else len(entry["steps"])
-            entry["steps"] = [s for s in entry["steps"][:keep] if s <= last]
-            if "rows" in entry:
-                entry["rows"] = entry["rows"][: len(entry["steps"])]
+    if attrs["format_version"] < 3:
+        for entries in attrs["snapshots"].values():
+            for entry in entries.values():
+                keep = 0 if entry["array"] in broken else len(entry["steps"])
+                entry["steps"] = [s for s in entry["steps"][:keep] if s <= last]
+                if "rows" in entry:
+                    entry["rows"] = entry["rows"][: len(entry["steps"])]
+    else:
+        _repair_index(group, attrs, broken, last)
     attrs["committed_steps"] = whole
     group.attrs[layout.ROOT_ATTR] = attrs
     return whole
+
+
+def _repair_index(group: zarr.Group, attrs: dict[str, Any], broken: set[str], last: int) -> None:
+    """Keeps the index rows of snapshots that are readable and at or before `last`."""
+    for kind, entries in attrs["snapshots"].items():
+        n = int(attrs.get("snapshot_rows", {}).get(kind, 0))
+        if not n:
+            continue
+        if index_path(kind) in broken:
+            attrs["snapshot_rows"][kind] = 0
+            continue
+        table = np.asarray(group[index_path(kind)][:n])
+        tensors = attrs["kinds"][kind]["tensors"]
+        unreadable = {
+            t for t, name in enumerate(tensors) if entries.get(name, {}).get("array") in broken
+        }
+        keep = table[(table[:, 1] <= last) & ~np.isin(table[:, 0], list(unreadable))]
+        attrs["snapshot_rows"][kind] = 0
+        if len(keep):
+            append_rows(group, attrs, kind, keep)
 
 
 def remove_partial_files(path: Any) -> int:

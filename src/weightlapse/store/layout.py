@@ -12,7 +12,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-FORMAT_VERSION = 2  # docs/format.md, Changes: what each version added
+FORMAT_VERSION = 3  # docs/format.md, Changes: what each version added
 ROOT_ATTR = "weightlapse"
 INDEX_COLUMNS: tuple[str, ...] = ("step", "epoch", "batch", "wall_time")
 STAT_NAMES: tuple[str, ...] = (
@@ -219,6 +219,7 @@ def new_run_attrs(bins: int, meta: dict[str, Any] | None) -> dict[str, Any]:
         "kinds": {},
         "tensors": {},
         "snapshots": {},
+        "snapshot_rows": {},
         "snapshot_bytes": 0,
         "meta": dict(meta or {}),
         "closed": False,

@@ -15,6 +15,7 @@ from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
 from weightlapse.store.check import attr_problems, per_step_arrays
 from weightlapse.store.location import zarr_store
+from weightlapse.store.snapshot_index import Lists, read_lists
 
 
 def _recorded(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +32,7 @@ class StoreReader:
         self.attrs: dict[str, Any] = {}
         self._arrays: dict[str, zarr.Array] = {}
         self._seen_chunks: set[str] = set()  # chunk keys known to exist
+        self._snapshot_lists: dict[str, Lists] = {}
         self.refresh()
 
     def refresh(self) -> bool:
@@ -63,6 +65,7 @@ class StoreReader:
         if changed:
             self._group = group
             self._arrays.clear()  # an open handle keeps its old shape
+            self._snapshot_lists.clear()
             self._check_rows(attrs)
         self.attrs = attrs  # the heartbeat too: liveness reads it
         return changed
@@ -110,6 +113,20 @@ class StoreReader:
                     path, f"has {arr.shape[0]} rows but committed_steps says {committed}"
                 )
             self._arrays[path] = arr
+
+    def snapshot_lists(self, kind: str) -> Lists:
+        """Each tensor's committed snapshot steps and array rows (read once a commit)."""
+        lists = self._snapshot_lists.get(kind)
+        if lists is None:
+            try:
+                lists = read_lists(self._group, self.attrs, kind)
+            except Exception as exc:  # missing, short, or its chunks unreadable
+                if isinstance(exc, PermissionError):
+                    raise
+                what = "the array is missing" if isinstance(exc, KeyError) else str(exc)[:120]
+                raise self.damaged(f"{kind}/snapshot_index", what) from None
+            self._snapshot_lists[kind] = lists
+        return lists
 
     @property
     def committed_steps(self) -> int:

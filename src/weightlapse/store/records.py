@@ -27,6 +27,7 @@ class Deferred:
     nbytes: int
     compute: Callable[[], KindRows]
     arrays: Callable[[], dict[str, np.ndarray]] | None = None
+    uniform: bool = False  # every tensor had the copy's dtype: its pieces are exact copies
 
 
 @dataclass(frozen=True)

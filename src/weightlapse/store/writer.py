@@ -27,6 +27,7 @@ from weightlapse.store.opening import create_group, last_step, open_for_resume, 
 from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
 from weightlapse.store.records import StepRecord, TensorInfo
 from weightlapse.store.rows import step_blocks
+from weightlapse.store.snapshot_index import migrate
 from weightlapse.store.snapshots import SnapshotWriter
 
 
@@ -126,6 +127,7 @@ class StoreWriter:
         if resume:
             remove_partial_files(path)  # what a killed writer left half-written
             self.group, self.attrs = open_for_resume(path, self.storage_options)
+            migrate(self.group, self.attrs)  # an older run's snapshot lists into arrays
             if meta:
                 self.attrs["meta"].update(meta)
         else:
