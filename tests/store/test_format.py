@@ -217,23 +217,32 @@ def test_histograms_follow_their_own_schedule_and_every_statistic_stays(tmp_path
         weightlapse.create(tmp_path / "x", histograms="sometimes")
 
 
-def test_many_small_tensors_pack_their_snapshots_into_few_arrays(tmp_path):
+@pytest.mark.parametrize("big_dtype", [np.float64, np.float32])
+def test_many_small_tensors_pack_their_snapshots_into_few_arrays(tmp_path, big_dtype):
+    """float32 throughout: each step's snapshots travel as one flat copy, written as slices
+    of it into the packs after the first flush; a float64 tensor among them: one by one."""
     from weightlapse.store.check import check_run
     from weightlapse.store.snapshots import PACK_MIN
 
     rng = np.random.default_rng(0)
     n = PACK_MIN + 44
     arrays = {f"block{i}/w": rng.normal(size=(2, 3)).astype(np.float32) for i in range(n)}
-    arrays["big"] = rng.normal(size=(80, 80))  # 51 KB: an array of its own
+    arrays["big"] = rng.normal(size=(80, 80)).astype(big_dtype)  # 51 KB: an array of its own
+    odd = {k: v for i, (k, v) in enumerate(arrays.items()) if i % 2}  # a step logs half
     with weightlapse.create(tmp_path / "r", snapshots=1) as run:
         for step in range(3):
             run.log(step, {k: v + step for k, v in arrays.items()})
-        run.log(3, {k: v + 3 for k, v in arrays.items()}, snapshot=False)
+            run.flush()  # later flushes find every tensor placed
+        run.log(3, {k: v + 3 for k, v in odd.items()})
+        run.log(4, {k: v + 4 for k, v in arrays.items()})
+        run.log(5, {k: v + 5 for k, v in arrays.items()}, snapshot=False)
     run = weightlapse.open(tmp_path / "r")
-    for name in ("block0/w", f"block{n - 1}/w", "big"):
-        assert run[name].snapshot_steps == [0, 1, 2, 3]  # 3: the closing snapshot
-        for step in range(4):
+    for name in ("block0/w", "block1/w", f"block{n - 1}/w", "big"):
+        expected = [0, 1, 2, 3, 4, 5] if name in odd else [0, 1, 2, 4, 5]
+        assert run[name].snapshot_steps == expected  # 5: the closing snapshot
+        for step in expected:
             np.testing.assert_array_equal(run[name].at(step), arrays[name] + step)
+    assert run.history("block0/w").at(2).dtype == np.float32
     files = sum(1 for f in (tmp_path / "r").rglob("*") if f.is_file())
     assert files < n  # not one array (and a file a snapshot) per tensor
     assert check_run(tmp_path / "r") == []

@@ -26,7 +26,7 @@ from weightlapse.record.stats import (
     summarize_host,
 )
 from weightlapse.store.layout import snapshot_nbytes
-from weightlapse.store.records import Deferred, KindRows, StepRecord, TensorInfo
+from weightlapse.store.records import BulkSnapshots, Deferred, KindRows, StepRecord, TensorInfo
 from weightlapse.store.writer import StoreWriter
 
 _HOST = NumpyOps()
@@ -212,7 +212,7 @@ class StepRecorder:
         self._submit_pending()
 
     def _snapshot_from_copy(self, record: StepRecord) -> None:
-        if any(kind == "param" for kind, _ in record.snapshots):
+        if record.has_snapshot("param"):
             return
         if isinstance(self.config.snapshots, Never):
             return
@@ -244,7 +244,7 @@ class StepRecorder:
         pending.scalars.update(scalars or {})
         if epoch >= 0:
             pending.epoch = epoch
-        if take_snapshot and not any(kind == "param" for kind, _ in pending.snapshots):
+        if take_snapshot and not pending.has_snapshot("param"):
             kept = {n: t for n, t in params.items() if self.filter.keeps(n)}
             self._add_snapshots(pending, kept, ops)
 
@@ -276,16 +276,10 @@ class StepRecorder:
                 s = summarize_host(flat, segments, bins, histograms=histograms)
                 return KindRows(rows=rows, stats=s.stats, counts=s.counts, probes=s.probes)
 
-            def unflatten() -> dict[str, np.ndarray]:
-                ends = np.cumsum(segments.sizes).tolist()
-                starts = [0, *ends[:-1]]
-                return {
-                    n: flat[a:b].reshape(sh) for n, a, b, sh in zip(names, starts, ends, shapes)
-                }
-
+            bulk = BulkSnapshots(names, flat, segments.sizes, shapes)
             # NumPy arrays all of the copy's dtype: the copy's pieces are their snapshots
             uniform = {getattr(a, "dtype", None) for a in arrays} == {flat.dtype}
-            return Deferred(flat.nbytes, compute, unflatten, uniform)
+            return Deferred(flat.nbytes, compute, bulk.arrays, bulk if uniform else None)
         device = ops.device_of(arrays[0])
         consts = lay.on_device.get(device)
         if consts is None:
@@ -369,11 +363,12 @@ class StepRecorder:
             return
         # The host copy taken for the statistics is the snapshot too, when its dtype is
         # the tensor's: one copy of a big tensor, not two.
-        views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
-        if views and copied.uniform and views.keys() == params.keys():  # type: ignore[union-attr]
-            record.snapshots.update({("param", n): v for n, v in views.items()})
-            self._snapshot_bytes += copied.nbytes  # type: ignore[union-attr]
+        bulk = copied.snapshot if isinstance(copied, Deferred) else None
+        if bulk is not None and bulk.names == tuple(params):
+            record.bulk["param"] = bulk
+            self._snapshot_bytes += bulk.flat.nbytes
             return
+        views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
         for name, tensor in params.items():
             host = views.get(name)
             if host is None or not same_dtype(host, tensor):

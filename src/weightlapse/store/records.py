@@ -19,6 +19,26 @@ class KindRows:
     probes: np.ndarray  # (sum of these tensors' probe counts,)
 
 
+@dataclass(frozen=True)
+class BulkSnapshots:
+    """Snapshots of many tensors as one flat copy, each tensor's values in order (the
+    copy the statistics were taken from): no per-tensor arrays between the recorder and
+    the packs they are written to."""
+
+    names: tuple[str, ...]
+    flat: np.ndarray
+    sizes: np.ndarray  # elements of each tensor, in order
+    shapes: list[tuple[int, ...]]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        ends = np.cumsum(self.sizes).tolist()
+        starts = [0, *ends[:-1]]
+        return {
+            n: self.flat[a:b].reshape(shape)
+            for n, a, b, shape in zip(self.names, starts, ends, self.shapes)
+        }
+
+
 @dataclass
 class Deferred:
     """Kind rows to compute on the writer thread (host statistics, off the training step);
@@ -27,7 +47,8 @@ class Deferred:
     nbytes: int
     compute: Callable[[], KindRows]
     arrays: Callable[[], dict[str, np.ndarray]] | None = None
-    uniform: bool = False  # every tensor had the copy's dtype: its pieces are exact copies
+    # the copy as snapshots, when every tensor had the copy's dtype (exact copies)
+    snapshot: BulkSnapshots | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,10 @@ class StepRecord:
     scalars: dict[str, float] = field(default_factory=dict)
     kinds: dict[str, KindRows | Deferred] = field(default_factory=dict)
     snapshots: dict[tuple[str, str], np.ndarray | WrittenSnapshot] = field(default_factory=dict)
+    bulk: dict[str, BulkSnapshots] = field(default_factory=dict)  # by kind
+
+    def has_snapshot(self, kind: str) -> bool:
+        return kind in self.bulk or any(k == kind for k, _ in self.snapshots)
 
     def nbytes(self) -> int:
         """The bytes this record holds in memory until its flush."""
@@ -58,6 +83,7 @@ class StepRecord:
             v.nbytes if isinstance(v, Deferred) else v.stats.nbytes + v.counts.nbytes
             for v in self.kinds.values()
         )
+        n += sum(b.flat.nbytes for b in self.bulk.values())
         return n + sum(
             a.nbytes for a in self.snapshots.values() if not isinstance(a, WrittenSnapshot)
         )

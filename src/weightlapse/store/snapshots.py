@@ -4,13 +4,14 @@ so that the file count and the time to close do not grow with tensors x snapshot
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
 
 from weightlapse.store import layout
-from weightlapse.store.records import StepRecord, WrittenSnapshot
+from weightlapse.store.records import BulkSnapshots, StepRecord, WrittenSnapshot
 from weightlapse.store.snapshot_index import append_rows
 
 # New small tensors that first appear together in one flush, at least this many: their
@@ -18,6 +19,35 @@ from weightlapse.store.snapshot_index import append_rows
 PACK_MIN = 256
 PACK_TENSOR_BYTES = 16 * 2**10  # what counts as small
 PACK_ELEMENTS = 4 * 2**20  # columns of one packed array at most (16 MiB of float32)
+
+
+@dataclass
+class PackPart:
+    """A bulk's tensors in one pack: runs of the flat copy that land on runs of columns."""
+
+    pieces: list[tuple[int, int, int]] = field(default_factory=list)  # flat lo, hi; column
+    tensors: list[int] = field(default_factory=list)  # positions in the bulk
+    elements: int = 0
+
+
+@dataclass
+class BulkPlan:
+    """Where each piece of a bulk of one set of tensors goes (cached per tensor names)."""
+
+    kind: str
+    tensor_rows: np.ndarray  # each tensor's row in attrs.kinds[kind].tensors
+    packs: dict[str, PackPart] = field(default_factory=dict)
+    own: list[tuple[str, int, int, tuple[int, ...]]] = field(default_factory=list)
+
+    def add_packed(self, path: str, t: int, lo: int, hi: int, column: int) -> None:
+        part = self.packs.setdefault(path, PackPart())
+        last = part.pieces[-1] if part.pieces else None
+        if last is not None and last[1] == lo and last[2] + (last[1] - last[0]) == column:
+            part.pieces[-1] = (last[0], hi, last[2])  # contiguous here and there: one slice
+        else:
+            part.pieces.append((lo, hi, column))
+        part.tensors.append(t)
+        part.elements += hi - lo
 
 
 class SnapshotWriter:
@@ -30,23 +60,40 @@ class SnapshotWriter:
         self.attrs = attrs
         self._arrays: dict[str, zarr.Array] = {}
         self._index: dict[str, list[tuple[int, int, int]]] = {}  # this flush's, by kind
+        self._index_blocks: dict[str, list[np.ndarray]] = {}  # the same, in (m, 3) blocks
         self._tensor_rows: dict[str, dict[str, int]] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], BulkPlan] = {}
 
     def write(self, records: list[StepRecord]) -> None:
         self._write(records)
-        for kind, rows in self._index.items():
-            rows.sort(key=lambda r: r[1])
-            append_rows(self.group, self.attrs, kind, np.asarray(rows, dtype=np.int64))
-        self._index = {}
+        for kind in {*self._index, *self._index_blocks}:
+            rows = [np.asarray(self._index.get(kind, []), np.int64).reshape(-1, 3)]
+            rows = np.concatenate(rows + self._index_blocks.get(kind, []))
+            rows = rows[np.argsort(rows[:, 1], kind="stable")]
+            append_rows(self.group, self.attrs, kind, rows)
+        self._index, self._index_blocks = {}, {}
 
     def _write(self, records: list[StepRecord]) -> None:
         by_tensor: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+        bulks: list[tuple[int, BulkSnapshots, BulkPlan]] = []
+        placing: set[tuple[str, tuple[str, ...]]] = set()
+        later: list[tuple[int, str, BulkSnapshots]] = []
         for r in records:
             for key, data in r.snapshots.items():
                 if isinstance(data, WrittenSnapshot):
                     self._list_written(*key, int(r.step), data)
                 else:
                     by_tensor.setdefault(key, []).append((int(r.step), np.asarray(data)))
+            for kind, bulk in r.bulk.items():
+                plan = self._plan(kind, bulk)
+                if plan is not None:
+                    bulks.append((int(r.step), bulk, plan))
+                elif (kind, bulk.names) in placing:  # placed by an earlier step of this flush
+                    later.append((int(r.step), kind, bulk))
+                else:  # new tensors: placed one by one, once
+                    placing.add((kind, bulk.names))
+                    for name, data in bulk.arrays().items():
+                        by_tensor.setdefault((kind, name), []).append((int(r.step), data))
         self._pack_new_small_tensors(by_tensor)
         packed: dict[str, dict[int, list[tuple[str, dict[str, Any], np.ndarray]]]] = {}
         for (kind, name), taken in by_tensor.items():
@@ -59,6 +106,67 @@ class SnapshotWriter:
                 self._write_own(kind, name, taken)
         for path, by_step in packed.items():
             self._write_packed(path, by_step)
+        for step, kind, bulk in later:
+            plan = self._plan(kind, bulk)
+            assert plan is not None, "every tensor was placed above"
+            bulks.append((step, bulk, plan))
+        self._write_bulks(bulks)
+
+    # ---- many tensors as one flat copy: a pack's row is a few slices of it -------------
+    def _plan(self, kind: str, bulk: BulkSnapshots) -> BulkPlan | None:
+        """Where a bulk's pieces go, once every tensor in it has an array (else None)."""
+        plan = self._plans.get((kind, bulk.names))
+        if plan is not None:
+            return plan
+        spec = self.attrs["snapshots"].get(kind, {})
+        entries = [spec.get(n) for n in bulk.names]
+        if any(e is None for e in entries):
+            return None
+        plan = BulkPlan(kind, self._rows_of(kind, bulk.names))
+        offset = 0
+        for t, (name, entry, size) in enumerate(zip(bulk.names, entries, bulk.sizes.tolist())):
+            if entry.get("packed"):
+                plan.add_packed(entry["array"], t, offset, offset + size, entry["start"])
+            else:
+                plan.own.append((name, offset, offset + size, bulk.shapes[t]))
+            offset += size
+        self._plans[(kind, bulk.names)] = plan
+        return plan
+
+    def _rows_of(self, kind: str, names: tuple[str, ...]) -> np.ndarray:
+        rows_of = self._tensor_rows.setdefault(kind, {})
+        tensors = self.attrs["kinds"][kind]["tensors"]
+        if len(rows_of) != len(tensors):
+            rows_of.update((n, t) for t, n in enumerate(tensors))
+        return np.asarray([rows_of[n] for n in names], dtype=np.int64)
+
+    def _write_bulks(self, bulks: list[tuple[int, BulkSnapshots, BulkPlan]]) -> None:
+        by_pack: dict[str, list[tuple[int, BulkSnapshots, BulkPlan]]] = {}
+        own: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
+        for step, bulk, plan in bulks:
+            for path in plan.packs:
+                by_pack.setdefault(path, []).append((step, bulk, plan))
+            for name, lo, hi, shape in plan.own:
+                own.setdefault((plan.kind, name), []).append(
+                    (step, bulk.flat[lo:hi].reshape(shape))
+                )
+        for (kind, name), taken in own.items():
+            self._write_own(kind, name, taken)
+        for path, takers in by_pack.items():
+            arr = self._array(path)
+            first = arr.shape[0]
+            block = np.full((len(takers), arr.shape[1]), layout.snapshot_fill(arr.dtype), arr.dtype)
+            for i, (step, bulk, plan) in enumerate(takers):
+                pack = plan.packs[path]
+                for lo, hi, column in pack.pieces:
+                    block[i, column : column + hi - lo] = bulk.flat[lo:hi]
+                rows = plan.tensor_rows[pack.tensors]
+                self._index_blocks.setdefault(plan.kind, []).append(
+                    np.stack([rows, np.full_like(rows, step), np.full_like(rows, first + i)], 1)
+                )
+                self.attrs["snapshot_bytes"] += pack.elements * bulk.flat.itemsize
+            arr.resize((first + len(takers), arr.shape[1]))
+            arr[first : first + len(takers)] = block
 
     def _listed(self, kind: str, name: str, step: int, row: int) -> None:
         """Snapshot `row` of its array holds `name` at `step` (an index row)."""

@@ -303,7 +303,9 @@ class StoreWriter:
         k = self.attrs["kinds"].setdefault(
             kind, {"tensors": [], "probe_counts": [], "probe_elements": []}
         )
-        known = self._known.setdefault(kind, set(k["tensors"]))
+        known = self._known.get(kind)
+        if known is None:  # (not setdefault: its default, a set of every name, is built each call)
+            known = self._known[kind] = set(k["tensors"])
         if info.name in known:
             return
         known.add(info.name)
