@@ -20,6 +20,7 @@ import numpy as np
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.record.arrays import check_step, dtype_name, flatten_named, to_numpy
+from weightlapse.record.budget import SnapshotBudget
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.recorder import RecordConfig, StepRecorder
 from weightlapse.record.schedule import DEFAULT_HISTOGRAMS, DEFAULT_SNAPSHOTS, Always, Never
@@ -143,6 +144,7 @@ class RunWriter:
                 f"Unknown recording option(s) {unknown}; known: {sorted(fields)}."
             )
         recorder.config = RecordConfig(**{**fields, **options})
+        recorder.budget = SnapshotBudget(recorder.config.snapshot_budget)
         recorder.filter = NameFilter(recorder.config.include, recorder.config.exclude)
 
     def describe(self, name: str, *, layout: str = "", layer: str = "") -> None:

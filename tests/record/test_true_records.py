@@ -183,6 +183,56 @@ def test_torch_parameters_logged_as_a_dict_are_copied(tmp_path):
     np.testing.assert_allclose(l2, history.stats["l2"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("source", ["numpy", "torch"])
+def test_a_tensor_too_big_to_copy_is_recorded_in_place_exactly(tmp_path, monkeypatch, source):
+    """Past BIG_BYTES a host tensor is summarised and snapshotted from its own memory at
+    log time: the numbers equal the copying path's, a later in-place change is not seen,
+    and a resumed run goes on after the rows already there."""
+    from weightlapse.record import inplace
+    from weightlapse.store.writer import StoreWriter
+
+    written_now = []
+    write_now = StoreWriter.write_now
+
+    def spy(self, kind, name, array):
+        written_now.append(name)
+        return write_now(self, kind, name, array)
+
+    monkeypatch.setattr(StoreWriter, "write_now", spy)
+    rng = np.random.default_rng(0)
+    base = {"big": rng.normal(size=(300, 7)), "small": rng.normal(size=5)}
+    base["big"][3, 4] = np.nan
+    runs = {}
+    for mode, limit in (("in place", 1024), ("copied", 2**40)):
+        monkeypatch.setattr(inplace, "BIG_BYTES", limit)
+        arrays = {k: v.copy() for k, v in base.items()}
+        if source == "torch":
+            arrays = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        path = tmp_path / mode.replace(" ", "_")
+        seen = []
+        with weightlapse.create(path, snapshots=1) as run:
+            for step in range(3):
+                run.log(step, arrays)
+                seen.append({k: np.array(v) for k, v in arrays.items()})
+                for v in arrays.values():
+                    v += 1.0  # in place, after logging
+        with weightlapse.create(path, resume=True, snapshots=1) as run:
+            run.log(3, arrays)
+            seen.append({k: np.array(v) for k, v in arrays.items()})
+        runs[mode] = weightlapse.open(path)
+    for name in base:
+        got, want = runs["in place"][name], runs["copied"][name]
+        np.testing.assert_array_equal(got.stats.table, want.stats.table)
+        np.testing.assert_array_equal(got.histograms.counts, want.histograms.counts)
+        np.testing.assert_array_equal(got.trajectory().values, want.trajectory().values)
+        assert got.snapshot_steps == [0, 1, 2, 3]
+        for step in range(4):
+            np.testing.assert_array_equal(got.at(step), seen[step][name])
+    assert written_now == ["big"] * 4  # the in-place run's; the copying run wrote none
+    entry = runs["in place"]._attrs["snapshots"]["param"]["big"]
+    assert zarr.open_array(runs["in place"].path, path=entry["array"]).shape[0] == 4
+
+
 # ---- 3. scalars on their own step ----------------------------------------------------
 def test_scalars_land_on_the_step_they_were_logged_at(tmp_path):
     with weightlapse.create(tmp_path / "r", every=5, snapshots=None) as run:

@@ -79,7 +79,9 @@ def committed_past_the_data(path):
 
 
 def unreadable_snapshot(path):
-    (path / "param" / "snapshots" / "w" / "c" / "2" / "0").write_bytes(b"garbage")  # step 200
+    row = weightlapse.open(path)._reader.snapshot_lists("param")["w"]
+    row = row[1][row[0].index(200)]
+    (path / "param" / "snapshots" / "w" / "c" / str(row) / "0").write_bytes(b"garbage")
     return "snapshots"
 
 

@@ -77,6 +77,9 @@ class JaxOps:
         dtype = np.float64 if wide else np.float32
         return np.concatenate([np.asarray(a).reshape(-1).astype(dtype) for a in arrays])
 
+    def host_view(self, x: Any) -> None:
+        return None  # a copy either way: the usual path
+
     def to_host(self, x: Any) -> np.ndarray:
         return np.array(jax.device_get(x), copy=True)  # bfloat16 stays bfloat16 (ml_dtypes)
 

@@ -78,6 +78,9 @@ class KerasOps:
     def host_copy(self, arrays: Sequence[Any]) -> None:
         return None  # chosen for device tensors: reduce them where they are
 
+    def host_view(self, x: Any) -> None:
+        return None  # a copy either way: the usual path
+
     def to_host(self, x: Any) -> np.ndarray:
         return np.array(self.k.convert_to_numpy(x), copy=True)
 

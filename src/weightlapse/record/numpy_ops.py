@@ -9,6 +9,8 @@ import numpy as np
 
 from weightlapse.record.stats import host_dtype
 
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 class NumpyOps:
     """`ArrayOps` over NumPy."""
@@ -64,6 +66,11 @@ class NumpyOps:
 
     def host_copy(self, arrays: Sequence[Any]) -> np.ndarray:
         return self.flatten_concat(arrays)
+
+    def host_view(self, x: Any) -> np.ndarray | None:
+        if type(x) is np.ndarray and x.dtype in FLOATS and x.flags.c_contiguous:
+            return x.reshape(-1)
+        return None
 
     def to_host(self, x: Any) -> np.ndarray:
         return np.array(x, copy=True)  # the caller may change its array after logging

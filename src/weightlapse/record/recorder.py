@@ -13,7 +13,9 @@ import numpy as np
 
 from weightlapse.errors import WeightlapseError
 from weightlapse.record.arrays import dtype_name, parent_path, same_dtype, scalar_value
+from weightlapse.record.budget import SnapshotBudget
 from weightlapse.record.config import RecordConfig
+from weightlapse.record.inplace import big_views, is_big, summarize_views
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.schedule import Never
 from weightlapse.record.select import NameFilter
@@ -64,9 +66,7 @@ class StepRecorder:
         # (at an epoch's end, or the final step at close), and are dropped otherwise.
         self._stash: tuple[int, dict[str, Any]] | None = None
         self._shapes: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
-        self._snapshot_bytes = 0
-        self._snapshot_sizes: dict[tuple, int] = {}  # bytes a snapshot of these tensors takes
-        self._budget_warned = False
+        self.budget = SnapshotBudget(self.config.snapshot_budget)
 
     # ---- when -------------------------------------------------------------------------
     def due(self, step: int, epoch_end: bool = False) -> bool:
@@ -107,7 +107,7 @@ class StepRecorder:
         cfg = self.config
         self.check_shapes(step, params)
         wanted = cfg.snapshots.due(step, epoch_end) if snapshot is None else snapshot
-        take_snapshot = wanted and self._within_budget(params)
+        take_snapshot = wanted and self.budget.allows(self.filter.kept(params))
         if not (force or take_snapshot or cfg.every.due(step, epoch_end)):
             if scalars:
                 self.add_scalars(step, scalars)
@@ -161,7 +161,7 @@ class StepRecorder:
             self.infos[name] = TensorInfo(
                 name, tuple(info["shape"]), info["dtype"], info["layer"], info["layout"]
             )
-        self._snapshot_bytes = int(attrs.get("snapshot_bytes", 0))
+        self.budget.spent = int(attrs.get("snapshot_bytes", 0))
 
     @property
     def has_recorded(self) -> bool:
@@ -220,10 +220,13 @@ class StepRecorder:
         if not isinstance(rows, Deferred) or rows.arrays is None:
             return  # reduced on a device: the integrations snapshot the live model instead
         arrays = rows.arrays()
-        if self._within_budget(arrays):
+        if self.budget.allows(arrays) and rows.snapshot is not None:
+            record.bulk["param"] = rows.snapshot  # the copy itself, as the step's others
+            self.budget.spent += rows.snapshot.flat.nbytes
+        elif self.budget.allows(arrays):
             for name, array in arrays.items():
                 record.snapshots[("param", name)] = array
-                self._snapshot_bytes += snapshot_nbytes(array)
+                self.budget.spent += snapshot_nbytes(array)
 
     # ---- how --------------------------------------------------------------------------
     def _updates(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,6 +270,10 @@ class StepRecorder:
         lay = self._layout(kind, names, arrays)
         if collective(ops):  # sharded: every rank reduces its part, then they combine
             s = ops.summarize_shards(arrays, lay.segments, self.config.bins, histograms)
+            return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
+        views = big_views(arrays, ops)
+        if views is not None:  # too big to copy: summarised now, in the tensors' own memory
+            s = summarize_views(views, lay.segments, self.config.bins, histograms)
             return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
         flat = ops.host_copy(arrays)
         if flat is not None:
@@ -321,27 +328,6 @@ class StepRecorder:
         self._layouts[(kind, names)] = lay
         return lay
 
-    def _within_budget(self, params: Mapping[str, Any]) -> bool:
-        budget = self.config.snapshot_budget
-        if budget is None:
-            return True
-        key = (tuple(params), tuple(t.dtype for t in params.values()))
-        size = self._snapshot_sizes.get(key)
-        if size is None:
-            size = sum(snapshot_nbytes(t) for n, t in params.items() if self.filter.keeps(n))
-            self._snapshot_sizes[key] = size
-        if self._snapshot_bytes + size <= budget:
-            return True
-        if not self._budget_warned:
-            warnings.warn(
-                f"weightlapse: the snapshot budget of {budget:,} bytes is reached; statistics "
-                "go on, full snapshots stop. Raise snapshot_budget or snapshot less often.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            self._budget_warned = True
-        return False
-
     def _add_captures(
         self, record: StepRecord, kind: str, arrays: Mapping[str, np.ndarray]
     ) -> None:
@@ -359,22 +345,28 @@ class StepRecorder:
         if collective(ops):  # sharded: every rank writes its part where it belongs
             for name, written in ops.write_snapshots("param", dict(params)).items():
                 record.snapshots[("param", name)] = written
-                self._snapshot_bytes += written.nbytes
+                self.budget.spent += written.nbytes
             return
         # The host copy taken for the statistics is the snapshot too, when its dtype is
         # the tensor's: one copy of a big tensor, not two.
         bulk = copied.snapshot if isinstance(copied, Deferred) else None
         if bulk is not None and bulk.names == tuple(params):
             record.bulk["param"] = bulk
-            self._snapshot_bytes += bulk.flat.nbytes
+            self.budget.spent += bulk.flat.nbytes
             return
         views = copied.arrays() if isinstance(copied, Deferred) and copied.arrays else {}
         for name, tensor in params.items():
             host = views.get(name)
+            view = ops.host_view(tensor) if host is None and is_big(tensor) else None
+            if view is not None:  # written now from the tensor itself: no copy of it
+                written = self.writer.write_now("param", name, view.reshape(tensor.shape))
+                record.snapshots[("param", name)] = written
+                self.budget.spent += written.nbytes
+                continue
             if host is None or not same_dtype(host, tensor):
                 host = ops.to_host(tensor)
             record.snapshots[("param", name)] = host
-            self._snapshot_bytes += snapshot_nbytes(host)
+            self.budget.spent += snapshot_nbytes(host)
 
     def _submit_pending(self) -> None:
         if self._pending is None:

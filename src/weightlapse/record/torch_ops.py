@@ -69,6 +69,13 @@ class TorchOps:
             return None
         return self.flatten_concat(arrays).numpy()  # cat copies: the step may go on
 
+    def host_view(self, x: torch.Tensor) -> np.ndarray | None:
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+            return None
+        if not x.is_contiguous():
+            return None
+        return x.detach().reshape(-1).numpy()  # shares the tensor's memory
+
     def to_host(self, x: torch.Tensor) -> np.ndarray:
         x = x.detach().cpu()
         try:

@@ -136,7 +136,29 @@ class RegionWriter:
                     dimension_names=layout.dimension_names(part.array, 1 + len(part.row_shape)),
                     attributes=part.attributes,
                 )
+            elif part.array not in self.rows:  # made before (a resumed run): after its rows
+                self.rows[part.array] = group[part.array].shape[0]
             group[part.array].resize((self.rows.get(part.array, 0) + 1, *part.row_shape))
+
+
+SLAB_BYTES = 64 * 2**20  # written at once: Zarr encodes a write's chunks side by side
+
+
+def _slabs(region: Region, data: np.ndarray) -> list[tuple[tuple[slice, ...], np.ndarray]]:
+    """A region as slabs of whole chunks along its first axis, about SLAB_BYTES each, so
+    that writing a big tensor never holds encoded copies of all of it at once."""
+    if not region.size or data.nbytes <= SLAB_BYTES:
+        return [(region.slices(), data)]
+    per_row = data.nbytes // max(region.size[0], 1)
+    rows = max(
+        region.chunks[0], SLAB_BYTES // max(per_row, 1) // region.chunks[0] * region.chunks[0]
+    )
+    out = []
+    for lo in range(0, region.size[0], rows):
+        hi = min(region.size[0], lo + rows)
+        first = slice(region.start[0] + lo, region.start[0] + hi)
+        out.append(((first, *region.slices()[1:]), data[lo:hi]))
+    return out
 
 
 def _split(
@@ -146,7 +168,7 @@ def _split(
     neighbour). Regions of aligned chunks have no shared part; a flat range may begin
     and end inside a chunk."""
     if not region.flat:
-        return [(region.slices(), data)], []
+        return _slabs(region, data), []
     (start,), (size,), (chunk,) = region.start, region.size, region.chunks
     end = start + size
     inner_start = min(end, -(-start // chunk) * chunk)

@@ -25,7 +25,8 @@ from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
 from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
 from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
-from weightlapse.store.records import StepRecord, TensorInfo
+from weightlapse.store.records import StepRecord, TensorInfo, WrittenSnapshot
+from weightlapse.store.regions import Part, Region, RegionWriter
 from weightlapse.store.rows import step_blocks
 from weightlapse.store.snapshot_index import migrate
 from weightlapse.store.snapshots import SnapshotWriter
@@ -100,6 +101,8 @@ class StoreWriter:
             self._lock.release()
             raise
         self._snapshots = SnapshotWriter(self.group, self.attrs)
+        self._direct = RegionWriter(self.target, 0, 1, lambda: None)  # see write_now
+        self._direct_paths: dict[tuple[str, str], str] = {}
         self._buffer: list[StepRecord] = []
         self._buffered_bytes = 0
         self._known: dict[str, set[str]] = {}  # registered tensors by kind
@@ -153,6 +156,23 @@ class StoreWriter:
             record.resolve()
         nbytes = record.nbytes()
         self._put(Step(record, nbytes), nbytes)
+
+    def write_now(self, kind: str, name: str, array: np.ndarray) -> WrittenSnapshot:
+        """A snapshot too big to copy, written by the calling thread from the tensor's own
+        memory (chunk by chunk) into the tensor's array, which only this path writes; the
+        step's commit lists it, as it does a sharded one."""
+        path = self._direct_paths.get((kind, name))
+        if path is None:
+            known = self.attrs["snapshots"].get(kind, {}).get(name)  # a resumed run's
+            taken = set(self._direct_paths.values())
+            path = known["array"] if known else layout.snapshot_path(kind, name, taken)
+            self._direct_paths[(kind, name)] = path
+        shape = tuple(array.shape)
+        chunks = layout.snapshot_chunks(shape, array.dtype.itemsize)[1:]
+        region = Region((0,) * len(shape), shape, chunks, flat=False)
+        about = {"tensor": name, "kind": kind}
+        (row,) = self._direct.write_row([Part(path, shape, about, region, array)])
+        return WrittenSnapshot(path, row, layout.snapshot_nbytes(array))
 
     @property
     def stopped(self) -> bool:
