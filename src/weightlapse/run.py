@@ -302,11 +302,17 @@ class Run:
         return writer_is_live(self._attrs)
 
     def _index(self) -> np.ndarray:
+        """The committed index rows, read once a commit (every history needs the steps)."""
+        cached = getattr(self, "_index_cache", None)
+        if cached is not None and len(cached) == self._reader.committed_steps:
+            return cached
         rows = self._reader.rows(layout.INDEX_PATH)
         if rows is None:
             return np.zeros((0, len(layout.INDEX_COLUMNS)))
         if np.isnan(rows[:, 0]).any():
             raise self._reader.damaged(layout.INDEX_PATH, "some committed steps have no step")
+        rows.setflags(write=False)  # shared by every caller
+        self._index_cache = rows
         return rows
 
     @property

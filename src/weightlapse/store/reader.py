@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -83,13 +84,13 @@ class StoreReader:
             for n, c in zip(arr.shape[len(ranges) :], arr.chunks[len(ranges) :])
         ]
         store, prefix = arr.store_path.store, arr.store_path.path
-        for coords in itertools.product(*ranges):
-            key = f"{prefix}/c/" + "/".join(map(str, coords))
-            if key in self._seen_chunks:
-                continue
-            if not zarr.core.sync.sync(store.exists(key)):
+        keys = [f"{prefix}/c/" + "/".join(map(str, c)) for c in itertools.product(*ranges)]
+        keys = [k for k in keys if k not in self._seen_chunks]
+        found = zarr.core.sync.sync(_all_exist(store, keys))  # at once: one round trip
+        for key, exists in zip(keys, found):
+            if not exists:
                 raise self.damaged(path, f"chunk {key.removeprefix(prefix + '/')} is missing")
-            self._seen_chunks.add(key)
+        self._seen_chunks.update(keys)
 
     def damaged(self, array: str, what: str) -> RunFormatError:
         """One line: which run, which array, what is wrong, and what to do."""
@@ -163,6 +164,10 @@ class StoreReader:
             if isinstance(exc, PermissionError):
                 raise
             raise self.damaged(path, f"data cannot be read ({type(exc).__name__})") from None
+
+
+async def _all_exist(store: Any, keys: list[str]) -> list[bool]:
+    return list(await asyncio.gather(*(store.exists(key) for key in keys)))
 
 
 def writer_is_live(attrs: dict[str, Any]) -> bool:

@@ -339,7 +339,7 @@ class StoreWriter:
         if arr is None and path in self.group:  # resumed: the array is there already
             arr = self._arrays[path] = self.group[path]
         if arr is None:
-            chunks, fixed, dtype, fill = layout.growing_array_spec(path)
+            chunks, fixed, dtype, fill = layout.growing_array_spec(path, block.shape[1])
             chunks = tuple(c or n for c, n in zip(chunks, block.shape[1:]))
             inner = tuple(n if f else 0 for n, f in zip(block.shape[1:], fixed))
             arr = layout.create_growing_array(self.group, path, inner, chunks, dtype, fill)
