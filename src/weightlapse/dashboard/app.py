@@ -114,6 +114,9 @@ def create_app(
         )
     cache = api.RunCache(runs_dir)
     renders = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="weightlapse-render")
+    # The views (and matplotlib) load now, with the server: the first page would
+    # otherwise wait 0.6 s for them (the run info lists each tensor's views).
+    import weightlapse.views.registry  # noqa: F401
 
     def run_of(request: Request):  # noqa: ANN202 - a Run
         return cache.get(request.path_params["run"])
