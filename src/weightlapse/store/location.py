@@ -49,7 +49,7 @@ class RunsRoot:
 
     def exists(self) -> bool:
         if self.remote:
-            return bool(self.fs.exists(self.base)) or bool(self.fs.ls(self.base, detail=False))
+            return _listed(self.fs, self.base)
         return self.path.is_dir()
 
     def _key(self, name: str) -> str:
@@ -113,9 +113,14 @@ def holds_anything(path: str, storage_options: dict | None = None) -> bool:
     from fsspec.core import url_to_fs
 
     fs, base = url_to_fs(path, **(storage_options or {}))
+    return _listed(fs, base.rstrip("/"))
+
+
+def _listed(fs: Any, base: str) -> bool:
+    """Whether a prefix lists anything (one listing, not a walk of everything under it)."""
     try:
-        return bool(fs.find(base.rstrip("/"), maxdepth=None, withdirs=False))
-    except FileNotFoundError:
+        return bool(fs.ls(base, detail=False))
+    except (FileNotFoundError, NotADirectoryError):
         return False
 
 
