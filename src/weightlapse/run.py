@@ -146,7 +146,7 @@ class TensorHistory:
         spec = self.run._kind_spec(self.kind)
         counts = spec["probe_counts"]
         start = int(sum(counts[: self._row]))
-        flat = np.asarray(spec["probe_elements"][self._row], dtype=np.int64)
+        flat = self.run._reader.probe_elements(self.kind, self._row)
         probed = [tuple(int(i) for i in np.unravel_index(f, self.shape)) for f in flat]
         cols = list(range(len(flat)))
         if elements is not None:

@@ -175,3 +175,10 @@ def test_a_whole_run_checks_clean_and_partial_files_go_on_resume(run_path):
     assert not stray.exists()
     assert len(weightlapse.open(run_path).steps) == STEPS + 1
     assert os.path.exists(run_path / "zarr.json")
+
+
+def test_missing_probe_elements_are_a_clear_error_and_check_finds_them(run_path):
+    (run_path / "param" / "probe_elements" / "c" / "0").unlink()
+    with pytest.raises(RunFormatError, match="probe_elements"):
+        weightlapse.open(run_path)["w"].trajectory()
+    assert any(p.array == "param/probe_elements" for p in check_run(run_path))

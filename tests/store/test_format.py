@@ -250,7 +250,8 @@ def test_many_small_tensors_pack_their_snapshots_into_few_arrays(tmp_path, big_d
 
 def as_older_version(path, version):
     """Rewrites a run as format 1 or 2 wrote it: snapshot steps (and a pack's rows) in
-    the entries of the root attributes, no snapshot index arrays."""
+    the entries of the root attributes, probed elements listed there too, no index or
+    probe element arrays."""
     import zarr
 
     from weightlapse.store import layout
@@ -268,6 +269,11 @@ def as_older_version(path, version):
             else:
                 assert rows == list(range(len(steps)))
         del group[index_path(kind)]
+    for kind, spec in attrs["kinds"].items():
+        values = group[f"{kind}/probe_elements"][:].tolist()
+        ends = np.cumsum(spec["probe_counts"]).tolist()
+        spec["probe_elements"] = [values[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+        del group[f"{kind}/probe_elements"]
     del attrs["snapshot_rows"]
     group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": version}
 
@@ -290,6 +296,9 @@ def test_an_older_run_reads_resumes_into_the_new_format_and_a_newer_one_is_refus
     assert old["w"].snapshot_steps == old["s7"].snapshot_steps == [0, 1, 2]
     np.testing.assert_array_equal(old["w"].at(2), np.arange(4.0) + 2)
     np.testing.assert_array_equal(old["s7"].at(1), np.full(3, 7.0))
+    probed = old["w"].trajectory()
+    assert probed.elements == [(0,), (1,), (2,), (3,)]
+    np.testing.assert_array_equal(probed.values[:, 2], [2.0, 3.0, 4.0])
     assert check_run(tmp_path / "r") == []
 
     with weightlapse.create(tmp_path / "r", resume=True, snapshots=1) as run:
@@ -300,6 +309,9 @@ def test_an_older_run_reads_resumes_into_the_new_format_and_a_newer_one_is_refus
     np.testing.assert_array_equal(new["w"].at(1), np.arange(4.0) + 1)
     np.testing.assert_array_equal(new["w"].at(3), np.arange(4.0) + 3)
     np.testing.assert_array_equal(new["s7"].at(3), np.full(3, 7.0))
+    np.testing.assert_array_equal(new["w"].trajectory().values[:, 2], [2.0, 3.0, 4.0, 5.0])
+    assert new["s299"].trajectory().elements == [(0,), (1,), (2,)]
+    assert check_run(tmp_path / "r") == []
     attrs = dict(zarr.open_group(tmp_path / "r").attrs[layout.ROOT_ATTR])
     assert all("steps" not in e for e in attrs["snapshots"]["param"].values())
 

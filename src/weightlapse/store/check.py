@@ -17,6 +17,7 @@ import zarr
 
 from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
+from weightlapse.store.probe_index import probe_elements_path
 from weightlapse.store.snapshot_index import append_rows, index_path, read_lists
 
 PER_KIND = ("stats", "hist", "probes")
@@ -58,12 +59,13 @@ def attr_problems(attrs: Any) -> list[str]:
         out.append(f"committed_steps is {attrs['committed_steps']}, below 0")
     if attrs["bins"] < 1:
         out.append(f"bins is {attrs['bins']}")
+    lists = ("tensors", "probe_counts") + (
+        ("probe_elements",) if attrs["format_version"] < 3 else ()
+    )
     for kind, spec in attrs["kinds"].items():
-        if not isinstance(spec, dict) or not all(
-            isinstance(spec.get(k), list) for k in ("tensors", "probe_counts", "probe_elements")
-        ):
-            out.append(f"kind {kind!r} lacks its tensors, probe_counts or probe_elements lists")
-        elif not len(spec["tensors"]) == len(spec["probe_counts"]) == len(spec["probe_elements"]):
+        if not isinstance(spec, dict) or not all(isinstance(spec.get(k), list) for k in lists):
+            out.append(f"kind {kind!r} lacks its {', '.join(lists)} lists")
+        elif len({len(spec[k]) for k in lists}) > 1:
             out.append(f"kind {kind!r} lists {len(spec['tensors'])} tensors but other counts")
     listed = attrs["format_version"] < 3  # older runs list steps in each entry
     for kind, entries in attrs["snapshots"].items():
@@ -141,6 +143,16 @@ def check_run(path: Any) -> list[Problem]:
         index = group[layout.INDEX_PATH][:committed, 0]
         if np.isnan(index).any() or np.any(np.diff(index) <= 0):
             found.append(Problem(layout.INDEX_PATH, "its steps are not increasing numbers", 0))
+    for kind, spec in attrs["kinds"].items() if attrs["format_version"] >= 3 else ():
+        path = probe_elements_path(kind)
+        needed = int(sum(spec["probe_counts"]))
+        try:
+            values = group[path][:needed] if needed else np.zeros(0)
+            if len(values) < needed or (np.asarray(values) < 0).any():
+                found.append(Problem(path, f"holds fewer than the {needed} probes listed", 0))
+        except Exception as exc:  # missing, or its chunks unreadable
+            what = "the array is missing" if isinstance(exc, KeyError) else str(exc)[:120]
+            found.append(Problem(path, what, 0))
     checked: set[tuple[str, int]] = set()  # a packed row is checked once, not per tensor
     for kind, entries in attrs["snapshots"].items():
         try:

@@ -13,7 +13,7 @@ import numpy as np
 import zarr
 
 from weightlapse.errors import RunFormatError
-from weightlapse.store import layout
+from weightlapse.store import layout, probe_index
 from weightlapse.store.check import attr_problems, per_step_arrays
 from weightlapse.store.location import zarr_store
 from weightlapse.store.snapshot_index import Lists, read_lists
@@ -128,6 +128,16 @@ class StoreReader:
                 raise self.damaged(f"{kind}/snapshot_index", what) from None
             self._snapshot_lists[kind] = lists
         return lists
+
+    def probe_elements(self, kind: str, row: int) -> np.ndarray:
+        """The flat element indices probed of tensor `row` of `kind`."""
+        try:
+            return probe_index.read(self._group, self.attrs, kind, row)
+        except Exception as exc:  # missing, short, or its chunks unreadable
+            if isinstance(exc, PermissionError):
+                raise
+            what = "the array is missing" if isinstance(exc, KeyError) else str(exc)[:120]
+            raise self.damaged(probe_index.probe_elements_path(kind), what) from None
 
     @property
     def committed_steps(self) -> int:

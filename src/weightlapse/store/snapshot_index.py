@@ -86,7 +86,7 @@ def append_rows(group: zarr.Group, attrs: dict[str, Any], kind: str, rows: np.nd
 def migrate(group: zarr.Group, attrs: dict[str, Any]) -> None:
     """A format 1 or 2 run resumed: its lists move into index arrays (the attributes
     change only when the resumed writer next commits, so a crash before leaves the run
-    as it was)."""
+    as it was; the writer then sets the version)."""
     if attrs.get("format_version", 1) >= 3:
         return
     attrs["snapshot_rows"] = {}
@@ -109,4 +109,3 @@ def migrate(group: zarr.Group, attrs: dict[str, Any]) -> None:
             entry.pop("steps", None)
             if entry.pop("rows", None) is not None:
                 entry["packed"] = True  # version 2 told packs by their rows
-    attrs["format_version"] = layout.FORMAT_VERSION

@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from weightlapse.errors import RecordingError
-from weightlapse.store import layout
+from weightlapse.store import layout, probe_index
 from weightlapse.store.check import remove_partial_files
 from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
@@ -106,6 +106,7 @@ class StoreWriter:
         self._buffer: list[StepRecord] = []
         self._buffered_bytes = 0
         self._known: dict[str, set[str]] = {}  # registered tensors by kind
+        self._new_probes: dict[str, list[np.ndarray]] = {}  # registered, not yet written
         # The training side never waits on a lock the writer holds: the writer runs at low
         # priority, and a lock held when it lost the CPU would make training wait for it.
         # So: a SimpleQueue, and counters that each one side only writes (bytes and
@@ -130,7 +131,9 @@ class StoreWriter:
         if resume:
             remove_partial_files(path)  # what a killed writer left half-written
             self.group, self.attrs = open_for_resume(path, self.storage_options)
-            migrate(self.group, self.attrs)  # an older run's snapshot lists into arrays
+            migrate(self.group, self.attrs)  # an older run's lists into arrays
+            probe_index.migrate(self.group, self.attrs)
+            self.attrs["format_version"] = layout.FORMAT_VERSION
             if meta:
                 self.attrs["meta"].update(meta)
         else:
@@ -320,9 +323,7 @@ class StoreWriter:
         self._bytes_out = self._bytes_in  # nothing is pending any more
 
     def _register(self, kind: str, info: TensorInfo, probe_elements: np.ndarray) -> None:
-        k = self.attrs["kinds"].setdefault(
-            kind, {"tensors": [], "probe_counts": [], "probe_elements": []}
-        )
+        k = self.attrs["kinds"].setdefault(kind, {"tensors": [], "probe_counts": []})
         known = self._known.get(kind)
         if known is None:  # (not setdefault: its default, a set of every name, is built each call)
             known = self._known[kind] = set(k["tensors"])
@@ -331,7 +332,7 @@ class StoreWriter:
         known.add(info.name)
         k["tensors"].append(info.name)
         k["probe_counts"].append(int(len(probe_elements)))
-        k["probe_elements"].append([int(i) for i in probe_elements])
+        self._new_probes.setdefault(kind, []).append(probe_elements)
         self.attrs["tensors"].setdefault(info.name, info.as_json())
 
     def _growing_array(self, path: str, block: np.ndarray) -> zarr.Array:
@@ -377,6 +378,9 @@ class StoreWriter:
         self._bytes_out += nbytes  # the writer alone writes it
 
     def _commit_attrs(self) -> None:
+        for kind, elements in self._new_probes.items():  # before the attributes list them
+            probe_index.append(self.group, kind, elements)
+        self._new_probes = {}
         self.attrs["writer"]["heartbeat"] = time.time()
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
 

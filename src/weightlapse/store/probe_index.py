@@ -1,0 +1,72 @@
+"""Which elements of each tensor are probed: since format version 3 one array per kind
+(`{kind}/probe_elements`, every tensor's flat element indices one after another, in
+`kinds[kind].tensors` order; `kinds[kind].probe_counts` says how many each), not lists
+in the root attributes (10,000 tensors x 32 probes made 2 MB of JSON, rewritten at every
+flush). The writer appends a tensor's elements before the attributes that list it are
+committed, so a reader never sees a tensor without them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+
+from weightlapse.store import layout
+
+CHUNK = 65536
+
+
+def probe_elements_path(kind: str) -> str:
+    return f"{kind}/probe_elements"
+
+
+def append(group: zarr.Group, kind: str, elements: list[np.ndarray]) -> None:
+    """Appends tensors' probe elements (in registration order)."""
+    values = np.concatenate([np.asarray(e, dtype=np.int64) for e in elements])
+    path = probe_elements_path(kind)
+    if path in group:
+        arr = group[path]
+    else:
+        arr = group.create_array(
+            path,
+            shape=(0,),
+            chunks=(CHUNK,),
+            dtype=np.int64,
+            fill_value=-1,
+            compressors=layout.compressors(),
+            config=layout.EVERY_CHUNK,
+            dimension_names=(f"{kind}_probe",),
+        )
+    start = arr.shape[0]
+    arr.resize((start + len(values),))
+    if len(values):
+        arr[start:] = values
+
+
+def read(group: zarr.Group, attrs: dict[str, Any], kind: str, row: int) -> np.ndarray:
+    """Tensor `row`'s probed elements (format 1 and 2: from the attributes' lists)."""
+    spec = attrs["kinds"][kind]
+    if attrs.get("format_version", 1) < 3:
+        return np.asarray(spec["probe_elements"][row], dtype=np.int64)
+    counts = spec["probe_counts"]
+    start = int(sum(counts[:row]))
+    stop = start + int(counts[row])
+    if start == stop:
+        return np.zeros(0, dtype=np.int64)
+    values = np.asarray(group[probe_elements_path(kind)][start:stop])
+    if len(values) < stop - start or (values < 0).any():  # a missing chunk reads as -1
+        raise ValueError(f"{probe_elements_path(kind)} lacks probes of tensor {row}")
+    return values
+
+
+def migrate(group: zarr.Group, attrs: dict[str, Any]) -> None:
+    """A format 1 or 2 run resumed: its probe element lists move into arrays."""
+    if attrs.get("format_version", 1) >= 3:
+        return
+    for kind, spec in attrs["kinds"].items():
+        lists = spec.pop("probe_elements", [])
+        if probe_elements_path(kind) in group:
+            del group[probe_elements_path(kind)]
+        append(group, kind, [np.asarray(e) for e in lists] or [np.zeros(0, np.int64)])
