@@ -18,11 +18,13 @@ pytestmark = pytest.mark.skipif(
 playwright = pytest.importorskip("playwright.sync_api")
 
 LIVE_WRITER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     import numpy as np
     import weightlapse
     rng = np.random.default_rng(1)
     with weightlapse.create(sys.argv[1], snapshots=1, flush_seconds=0.2) as run:
+        while not os.path.exists(sys.argv[2]):  # the page opens the run before any step
+            time.sleep(0.05)
         for step in range(400):
             run.log(step, {"fc/kernel": rng.normal(size=(16, 8))}, loss=1.0 / (step + 1))
             time.sleep(0.05)
@@ -87,14 +89,18 @@ def test_new_steps_and_new_runs_appear_while_a_recorder_writes(server, page):
     url, root = server
     page.goto(url)
     page.wait_for_function("() => window.__wl && window.__wl.drawn > 0", timeout=15000)
-    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(root / "live")])
+    go = root.parent / "go"
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(root / "live"), str(go)])
     try:
         page.wait_for_selector("#runs button[data-name='live']", timeout=20000)
         page.locator("#runs button[data-name='live']").click()
         page.wait_for_function(
             "() => window.__wl.run === 'live' && window.__wl.info", timeout=10000
         )
-        page.wait_for_function("() => window.__wl.drawn > 1", timeout=10000)
+        assert wl(page, "info.steps.length") == 0  # opened before its first step
+        go.touch()
+        # its first tensor is drawn as soon as the run has one, with no click
+        page.wait_for_function("() => window.__wl.drawn > 1", timeout=20000)
         seen = wl(page, "info.steps.length")
         page.wait_for_function(f"() => window.__wl.info.steps.length > {seen + 5}", timeout=20000)
         # following live: the page moved to a newer step with no reload

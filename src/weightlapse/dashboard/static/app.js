@@ -64,6 +64,12 @@ async function openRun(name) {
   setSlider(state.info.steps.length - 1);
   listen(name);
   drawScalars();
+  await selectFirstTensor();
+}
+
+// The first weight with snapshots (a run opened before its first commit has none yet:
+// following it live picks one as soon as there is one).
+async function selectFirstTensor() {
   const first = state.info.layers.flatMap((l) => l.tensors)
     .find((t) => t.kinds.includes("param") && t.snapshots.length);
   if (first) await selectTensor(first.name);
@@ -230,13 +236,20 @@ async function followLive() {
   try {
     const info = await api.info(state.run);
     if (info.steps.length === state.info.steps.length) return;
-    const atEnd = state.index === state.info.steps.length - 1;
+    // at the last step (or at none yet: a run opened before its first step follows too)
+    const atEnd = state.index >= state.info.steps.length - 1;
+    const tensorsBefore = state.info.layers.flatMap((l) => l.tensors).length;
     state.info = info;
+    if (info.layers.flatMap((l) => l.tensors).length !== tensorsBefore) {
+      renderTree((tensor) => selectTensor(tensor).then(() => showError(null), showError));
+    }
     setSlider(atEnd && $("follow").checked ? info.steps.length - 1 : state.index);
     drawScalars();
     if (state.tensor && !state.playing) {
       state.frames.clear();
       await selectTensor(state.tensor, true);
+    } else if (!state.tensor) {
+      await selectFirstTensor();
     }
   } catch (error) {
     showError(error);
