@@ -187,6 +187,34 @@ def create_growing_array(
     )
 
 
+def write_int_rows(
+    group: zarr.Group,
+    path: str,
+    start: int,
+    rows: np.ndarray,
+    chunk_rows: int,
+    names: tuple[str, ...],
+) -> None:
+    """Writes int64 rows (an index: -1 is its fill, so a lost chunk is seen) at `start`
+    of the array at `path`, made on first use, grown to end with them."""
+    if path in group:
+        arr = group[path]
+    else:
+        arr = group.create_array(
+            path,
+            shape=(0, *rows.shape[1:]),
+            chunks=(chunk_rows, *rows.shape[1:]),
+            dtype=np.int64,
+            fill_value=-1,
+            compressors=compressors(),
+            config=EVERY_CHUNK,
+            dimension_names=names,
+        )
+    arr.resize((start + len(rows), *rows.shape[1:]))
+    if len(rows):
+        arr[start : start + len(rows)] = rows
+
+
 def snapshot_dtype(dtype: np.dtype) -> np.dtype:
     """Snapshots keep their dtype where Zarr has it (floats, integers, bools); bfloat16,
     float8 and other extension types are stored as float32, which holds them exactly."""

@@ -26,23 +26,8 @@ def append(group: zarr.Group, kind: str, elements: list[np.ndarray]) -> None:
     """Appends tensors' probe elements (in registration order)."""
     values = np.concatenate([np.asarray(e, dtype=np.int64) for e in elements])
     path = probe_elements_path(kind)
-    if path in group:
-        arr = group[path]
-    else:
-        arr = group.create_array(
-            path,
-            shape=(0,),
-            chunks=(CHUNK,),
-            dtype=np.int64,
-            fill_value=-1,
-            compressors=layout.compressors(),
-            config=layout.EVERY_CHUNK,
-            dimension_names=(f"{kind}_probe",),
-        )
-    start = arr.shape[0]
-    arr.resize((start + len(values),))
-    if len(values):
-        arr[start:] = values
+    start = group[path].shape[0] if path in group else 0
+    layout.write_int_rows(group, path, start, values, CHUNK, (f"{kind}_probe",))
 
 
 def read(group: zarr.Group, attrs: dict[str, Any], kind: str, row: int) -> np.ndarray:

@@ -64,22 +64,8 @@ def append_rows(group: zarr.Group, attrs: dict[str, Any], kind: str, rows: np.nd
     (`attrs.snapshot_rows[kind]`) with the step they belong to."""
     counts = attrs.setdefault("snapshot_rows", {})
     start = int(counts.get(kind, 0))
-    path = index_path(kind)
-    if path in group:
-        arr = group[path]
-    else:
-        arr = group.create_array(
-            path,
-            shape=(0, len(COLUMNS)),
-            chunks=(CHUNK_ROWS, len(COLUMNS)),
-            dtype=np.int64,
-            fill_value=-1,
-            compressors=layout.compressors(),
-            config=layout.EVERY_CHUNK,
-            dimension_names=(f"{kind}_snapshot", "snapshot_column"),
-        )
-    arr.resize((start + len(rows), len(COLUMNS)))
-    arr[start : start + len(rows)] = rows
+    names = (f"{kind}_snapshot", "snapshot_column")
+    layout.write_int_rows(group, index_path(kind), start, rows, CHUNK_ROWS, names)
     counts[kind] = start + len(rows)
 
 
