@@ -1,9 +1,12 @@
-"""weightlapse's own exceptions: each message says what was wrong and what would be right."""
+"""weightlapse's own exceptions, and the warning a recorder gives when a problem stops it:
+each message says what was wrong and what would be right."""
 
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
+from typing import Any
 
 
 class WeightlapseError(Exception):
@@ -56,3 +59,13 @@ class MissingDependencyError(WeightlapseError, ImportError):
 
 class RecordingError(WeightlapseError):
     """Recording could not go on; what was committed before stays readable."""
+
+
+def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:
+    """What a framework recorder says, once, when a problem inside training stops it."""
+    warnings.warn(
+        f"weightlapse stopped recording {path!s} at step {step}: {exc} Training goes on; "
+        "the steps recorded before stay readable.",
+        RuntimeWarning,
+        stacklevel=4,
+    )

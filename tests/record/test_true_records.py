@@ -492,3 +492,65 @@ def test_a_full_disk_warns_once_and_training_goes_on(tmp_path):
     FailingStore.full = False
     run = weightlapse.open(tmp_path / "r")
     assert list(run.steps) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("source", ["torch watch", "numpy log", "numpy log, no snapshots"])
+def test_a_writer_behind_leaves_statistics_to_the_step_in_place_and_they_are_the_same(
+    tmp_path, monkeypatch, source
+):
+    """When the writer thread is behind, a step whose host copy nobody needs is summarised
+    in the tensors' own memory instead: the same numbers as from the copy, taken before
+    the next step changes the tensors; snapshot steps still keep their copy, and the
+    run's last step its snapshot (`run.log` takes it from the last step's copy, so with
+    snapshots on it keeps every step's)."""
+    from weightlapse.record import inplace, recorder
+    from weightlapse.store.writer import StoreWriter
+
+    in_place_calls = []
+    summarize_in_place = inplace.summarize_in_place
+
+    def spy(views, *args, **kwargs):
+        in_place_calls.append(len(views))
+        return summarize_in_place(views, *args, **kwargs)
+
+    monkeypatch.setattr(recorder, "summarize_in_place", spy)
+    runs, calls = {}, {}
+    for behind in (True, False):
+        monkeypatch.setattr(StoreWriter, "behind", property(lambda self, b=behind: b))
+        in_place_calls.clear()
+        path = tmp_path / f"behind_{behind}"
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(100, 50), torch.nn.Linear(50, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.randn(16, 100), torch.randn(16, 2)
+        if source == "torch watch":
+            with weightlapse.torch.watch(model, path, optimizer=opt, gradients=True):
+                for _ in range(12):
+                    opt.zero_grad()
+                    torch.nn.functional.mse_loss(model(x), y).backward()
+                    opt.step()
+        else:
+            arrays = {n: p.detach().numpy().copy() for n, p in model.named_parameters()}
+            snapshots = None if "no snapshots" in source else "every:5"
+            with weightlapse.create(path, snapshots=snapshots) as run:
+                for step in range(12):
+                    run.log(step, arrays)
+                    for a in arrays.values():
+                        a *= 0.9  # in place, after logging
+        runs[behind], calls[behind] = weightlapse.open(path), list(in_place_calls)
+    assert not calls[False]
+    assert bool(calls[True]) == (source != "numpy log")  # the path taken
+    got, want = runs[True], runs[False]
+    np.testing.assert_array_equal(got.steps, want.steps)
+    steps = list(got.steps)
+    for name in want.tensors:
+        np.testing.assert_array_equal(got[name].stats.table, want[name].stats.table)
+        np.testing.assert_array_equal(got[name].histograms.counts, want[name].histograms.counts)
+        assert got[name].snapshot_steps == want[name].snapshot_steps
+        if source != "numpy log, no snapshots":
+            assert got[name].snapshot_steps[-1] == steps[-1]  # the last step's snapshot
+        for step in got[name].snapshot_steps:
+            np.testing.assert_array_equal(got[name].at(step), want[name].at(step))
+            l2 = float(np.linalg.norm(got[name].at(step).astype(np.float64)))
+            row = steps.index(step)
+            np.testing.assert_allclose(got[name].stats["l2"][row], l2, rtol=1e-6)

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.errors import WeightlapseError
+from weightlapse.errors import WeightlapseError, warn_recording_stopped
 from weightlapse.frameworks.keras import backend, describe_model, keras, no_grad, tensor_names
 from weightlapse.interpret.probes import ProbeCapture
 from weightlapse.record.keras_ops import KerasOps
 from weightlapse.record.numpy_ops import NumpyOps
-from weightlapse.record.recorder import StepRecorder, warn_recording_stopped
+from weightlapse.record.recorder import StepRecorder
 from weightlapse.record.schedule import Never, PerEpoch
 from weightlapse.record.stats import ArrayOps
 from weightlapse.run_writer import RunWriter, create
@@ -64,6 +64,7 @@ class Recorder(keras.callbacks.Callback):
         else:
             self.run = create(run, **options)
         self.core: StepRecorder = self.run.recorder
+        self.core.final_snapshot_elsewhere = True  # close() snapshots the live model
         self.device_stats = device_stats
         self.global_step = 0
         self.epoch = 0

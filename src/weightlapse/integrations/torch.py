@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from weightlapse.errors import WeightlapseError
+from weightlapse.errors import WeightlapseError, warn_recording_stopped
 from weightlapse.frameworks.torch import (
     LayerInputShapes,
     describe_model,
@@ -19,7 +19,7 @@ from weightlapse.frameworks.torch import (
 )
 from weightlapse.integrations.fsdp import shard_map_of, start_sharded
 from weightlapse.interpret.probes import ProbeCapture
-from weightlapse.record.recorder import StepRecorder, warn_recording_stopped
+from weightlapse.record.recorder import StepRecorder
 from weightlapse.record.schedule import Never
 from weightlapse.record.torch_ops import OPS
 from weightlapse.run_writer import RunWriter, create
@@ -102,6 +102,7 @@ class TorchWatcher:
             self._remove_hooks()  # nothing of ours stays on the model or the optimizer
             raise
         run.before_close(self._snapshot_final_state)
+        self.recorder.final_snapshot_elsewhere = True  # taken from the live model
 
     # ---- hooks ------------------------------------------------------------------------
     def _capture_input_shape(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:

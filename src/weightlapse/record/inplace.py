@@ -1,6 +1,8 @@
-"""Host tensors too big to copy (a step's worth at or past BIG_BYTES): summarised in
-their own memory on the calling thread, and snapshotted from it at once, so recording a
-200M-element tensor never holds a copy of it."""
+"""Host tensors summarised in their own memory, on the calling thread, with no copy of
+them: always for tensors too big to copy (a step's worth at or past BIG_BYTES, also
+snapshotted from their memory at once, so recording a 200M-element tensor never holds a
+copy of it), and for any step whose copy nobody needs when the writer thread is behind
+(the training thread would compute the statistics from the copy itself anyway)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.record.stats import ArrayOps, Segments, Summary, summarize_host
-from weightlapse.store.layout import snapshot_nbytes
+from weightlapse.record.stats import SMALL, ArrayOps, Segments, Summary, summarize_host
+from weightlapse.store.layout import STAT_NAMES, snapshot_nbytes
 
 # A host tensor this big (or a step's tensors together) is not copied: its statistics are
 # taken on the calling thread, and its snapshot written from it, at once (a 200M-element
@@ -22,28 +24,59 @@ def is_big(tensor: Any) -> bool:
     return snapshot_nbytes(tensor) >= BIG_BYTES
 
 
-def big_views(arrays: Sequence[Any], ops: ArrayOps) -> list[np.ndarray] | None:
-    """The tensors' own memory, when together they are too big to copy and all have it."""
-    if sum(snapshot_nbytes(a) for a in arrays) < BIG_BYTES:
-        return None
+def host_views(arrays: Sequence[Any], ops: ArrayOps) -> list[np.ndarray] | None:
+    """The tensors' own memory as flat host arrays, when every one of them has it."""
     views = [ops.host_view(a) for a in arrays]
     return None if any(v is None for v in views) else views  # type: ignore[return-value]
 
 
-def summarize_views(
+def big_views(arrays: Sequence[Any], ops: ArrayOps, elements: int) -> list[np.ndarray] | None:
+    """The tensors' own memory, when together (`elements` of them) they are too big to
+    copy and all have it."""
+    if elements * 8 < BIG_BYTES:  # no stored dtype is wider: no need to add up bytes
+        return None
+    if sum(snapshot_nbytes(a) for a in arrays) < BIG_BYTES:
+        return None
+    return host_views(arrays, ops)
+
+
+def summarize_in_place(
     views: Sequence[np.ndarray], segments: Segments, bins: int, histograms: bool = True
 ) -> Summary:
-    """`summarize_host` of each tensor in its own memory (no concatenated copy): for
-    tensors too big to copy, on the calling thread."""
-    offsets = np.concatenate([[0], np.cumsum(segments.sizes)[:-1]])
+    """`summarize_host` of tensors in their own memory: each big one where it lies, the
+    small ones (up to SMALL elements) gathered into one small array and summarised
+    together, as the copy path does (a pass per tensor would cost ~20 NumPy calls each).
+    """
+    sizes = segments.sizes
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     firsts = np.concatenate([[0], np.cumsum(segments.probe_counts)]).astype(np.int64)
-    parts = []
-    for t, view in enumerate(views):
-        elements = segments.probe_index[firsts[t] : firsts[t + 1]] - offsets[t]
-        one = Segments(segments.sizes[t : t + 1], elements, segments.probe_counts[t : t + 1])
-        parts.append(summarize_host(view, one, bins, histograms))
-    return Summary(
-        stats=np.concatenate([p.stats for p in parts]),
-        counts=np.concatenate([p.counts for p in parts]),
-        probes=np.concatenate([p.probes for p in parts]),
-    )
+    n = len(views)
+    stats = np.empty((n, len(STAT_NAMES)))
+    counts = np.zeros((n, bins), dtype=np.int64)
+    probes = np.empty(int(firsts[-1]))
+
+    def take(chosen: np.ndarray, flat: np.ndarray) -> None:
+        """Summarises the `chosen` tensors, laid end to end in `flat`."""
+        starts = np.concatenate([[0], np.cumsum(sizes[chosen])[:-1]]).astype(np.int64)
+        elements = [
+            segments.probe_index[firsts[t] : firsts[t + 1]] - offsets[t] + start
+            for t, start in zip(chosen.tolist(), starts.tolist())
+        ]
+        part = summarize_host(
+            flat,
+            Segments(sizes[chosen], np.concatenate(elements), segments.probe_counts[chosen]),
+            bins,
+            histograms,
+        )
+        stats[chosen], counts[chosen] = part.stats, part.counts
+        at = np.concatenate([np.arange(firsts[t], firsts[t + 1]) for t in chosen.tolist()]).astype(
+            np.int64
+        )
+        probes[at] = part.probes
+
+    small = np.flatnonzero(sizes <= SMALL)
+    if len(small):
+        take(small, np.concatenate([views[t] for t in small.tolist()]))
+    for t in np.flatnonzero(sizes > SMALL).tolist():
+        take(np.array([t]), views[t])
+    return Summary(stats=stats, counts=counts, probes=probes)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from weightlapse.errors import WeightlapseError
 from weightlapse.record.arrays import dtype_name, parent_path, same_dtype, scalar_value
 from weightlapse.record.budget import SnapshotBudget
 from weightlapse.record.config import RecordConfig
-from weightlapse.record.inplace import big_views, is_big, summarize_views
+from weightlapse.record.inplace import big_views, host_views, is_big, summarize_in_place
 from weightlapse.record.numpy_ops import NumpyOps
 from weightlapse.record.schedule import Never
 from weightlapse.record.select import NameFilter
@@ -42,6 +41,10 @@ class _KindLayout:
     shapes: list[tuple[int, ...]]
     on_device: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
+    @property
+    def elements(self) -> int:
+        return int(self.segments.sizes.sum())
+
 
 class StepRecorder:
     """Turns named tensors at a step into statistics, histograms, probes and snapshots.
@@ -67,6 +70,9 @@ class StepRecorder:
         self._stash: tuple[int, dict[str, Any]] | None = None
         self._shapes: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self.budget = SnapshotBudget(self.config.snapshot_budget)
+        # An integration that snapshots the live model at close sets this: then the last
+        # step's host copy is not needed for that snapshot (see `finish`).
+        self.final_snapshot_elsewhere = False
 
     # ---- when -------------------------------------------------------------------------
     def due(self, step: int, epoch_end: bool = False) -> bool:
@@ -139,9 +145,16 @@ class StepRecorder:
         self._stash = None
         record.scalars.update(scalars or {})
         histograms = cfg.histograms.due(step, epoch_end)
+        # The parameters' host copy is kept when it becomes a snapshot: this step's, or
+        # the run's last (taken from the copy at close unless an integration takes it).
+        copy = take_snapshot or not (
+            self.final_snapshot_elsewhere or isinstance(cfg.snapshots, Never)
+        )
         for kind, tensors in kinds.items():
             if tensors:
-                record.kinds[kind] = self._summarize(kind, tensors, ops, histograms)
+                record.kinds[kind] = self._summarize(
+                    kind, tensors, ops, histograms, copy=copy and kind == "param"
+                )
         record.kinds.update(prepared)
         if take_snapshot:
             self._add_snapshots(record, params, ops, record.kinds.get("param"))
@@ -258,22 +271,33 @@ class StepRecorder:
         pass the result as `record(step, ..., grads=...)`. Cheaper than copying them."""
         kept = {n: g for n, g in grads.items() if g is not None and self.filter.keeps(n)}
         histograms = step is None or self.config.histograms.due(step)
-        return self._summarize("grad", kept, ops, histograms)
+        return self._summarize("grad", kept, ops, histograms, copy=False)
 
     def _summarize(
-        self, kind: str, tensors: Mapping[str, Any], ops: ArrayOps, histograms: bool = True
+        self,
+        kind: str,
+        tensors: Mapping[str, Any],
+        ops: ArrayOps,
+        histograms: bool = True,
+        copy: bool = True,
     ) -> KindRows | Deferred:
-        """Host tensors: one copy now, statistics later on the writer thread. Device
-        tensors: reduced on their device now, one small copy back."""
+        """Host tensors: one copy now, statistics later on the writer thread; or, when
+        the copy is not needed (`copy` False: no snapshot comes from it) and the writer is
+        behind, statistics now in the tensors' own memory. Device tensors: reduced on
+        their device now, one small copy back."""
         names = tuple(tensors)
         arrays = [tensors[n] for n in names]
         lay = self._layout(kind, names, arrays)
         if collective(ops):  # sharded: every rank reduces its part, then they combine
             s = ops.summarize_shards(arrays, lay.segments, self.config.bins, histograms)
             return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
-        views = big_views(arrays, ops)
-        if views is not None:  # too big to copy: summarised now, in the tensors' own memory
-            s = summarize_views(views, lay.segments, self.config.bins, histograms)
+        views = big_views(arrays, ops, lay.elements)
+        if views is None and not copy and self.writer.behind:
+            # The training thread would compute them from the copy itself (submit): from
+            # the tensors themselves it saves the copy (a third of the work on an MLP).
+            views = host_views(arrays, ops)
+        if views is not None:  # summarised now, in the tensors' own memory
+            s = summarize_in_place(views, lay.segments, self.config.bins, histograms)
             return KindRows(rows=lay.rows, stats=s.stats, counts=s.counts, probes=s.probes)
         flat = ops.host_copy(arrays)
         if flat is not None:
@@ -374,13 +398,3 @@ class StepRecorder:
         pending, self._pending = self._pending, None
         pending.scalars = {k: scalar_value(v) for k, v in pending.scalars.items()}
         self.writer.submit(pending)
-
-
-def warn_recording_stopped(path: Any, step: int, exc: BaseException) -> None:
-    """What a framework recorder says, once, when a problem inside training stops it."""
-    warnings.warn(
-        f"weightlapse stopped recording {path!s} at step {step}: {exc} Training goes on; "
-        "the steps recorded before stay readable.",
-        RuntimeWarning,
-        stacklevel=4,
-    )

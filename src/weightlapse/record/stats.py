@@ -219,7 +219,7 @@ def summarize_host(
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         small = np.flatnonzero((sizes > 0) & (sizes <= SMALL))
         done = np.zeros(n, dtype=bool)
-        if len(small) >= 16:  # many small tensors: a few vectorised passes for all
+        if len(small) >= 2:  # small tensors: a few vectorised passes for all
             done[small] = _summarize_small(
                 flat, sizes, offsets, small, stats, counts, bins, histograms
             )
@@ -318,9 +318,12 @@ def _summarize_small(
     return finite
 
 
-# Element-wise work goes a block at a time, so a tensor of 200M elements needs 4 MB of
-# scratch, not copies of itself.
-BLOCK = 1 << 20
+# Element-wise work goes a block at a time, so a tensor of 200M elements needs no copy of
+# itself. Small blocks, because the scratch and the histogram's temporaries are fresh
+# allocations every step: at 2**20 elements the allocator hands them back to the kernel
+# and every step pays the page faults again (a 200K-element tensor's statistics and
+# histogram took 1.74 ms; at 2**16, 0.52 ms), and they stay in the cache besides.
+BLOCK = 1 << 16
 
 
 def _blocks(size: int) -> range:

@@ -152,13 +152,19 @@ class StoreWriter:
         self._put(Meta(meta), 0)
 
     def submit(self, record: StepRecord) -> None:
-        if self._submitted - self._handled > BEHIND:
+        if self.behind:
             # The writer is behind, short of CPU (at low priority, beside training's
             # threads): this thread computes the step's statistics itself, so the
             # backlog, the memory it holds and what kill -9 loses stay bounded.
             record.resolve()
         nbytes = record.nbytes()
         self._put(Step(record, nbytes), nbytes)
+
+    @property
+    def behind(self) -> bool:
+        """More than BEHIND messages wait for the writer thread: short of CPU, it would
+        leave the training side to compute statistics (see `submit`)."""
+        return self._submitted - self._handled > BEHIND
 
     def write_now(self, kind: str, name: str, array: np.ndarray) -> WrittenSnapshot:
         """A snapshot too big to copy, written by the calling thread from the tensor's own
