@@ -8,17 +8,20 @@ and wandb.watch(log="all", log_freq=1) offline (when wandb is installed).
                              [--peers tensorboard,wandb]
 
 Each cell is (recorded step time + close) / plain step time, the median over rounds.
-Also printed: bytes on disk per step and the steps (and seconds of training) not yet
-committed when training ended. The transformer (25.2M parameters) runs a tenth of the
-steps. Peak RSS is not printed: one process runs every variant, so it cannot tell them
-apart (bench/many_and_big.py measures a big tensor's in a process of its own).
+Also printed: bytes on disk per step, the steps (and seconds of training) not yet
+committed when training ended, and each variant's peak RSS, from one more run of it in a
+process of its own (one process's peak cannot tell the variants apart). The transformer
+(25.2M parameters) runs a tenth of the steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -149,7 +152,28 @@ def one(name: str, variant: str, steps: int, tmp: Path) -> dict[str, float]:
     }
 
 
+def peak_rss_mib(name: str, variant: str, steps: int) -> float:
+    """The peak resident memory of a process that runs one variant once."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--peak-of", name, variant, str(steps)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out.split()[-1])
+
+
+def print_peak_rss(name: str, variant: str, steps: int) -> None:
+    """Runs in the child process of `peak_rss_mib`: ru_maxrss is in KiB on Linux."""
+    with tempfile.TemporaryDirectory() as tmp:
+        one(name, variant, steps, Path(tmp))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--peak-of":
+        print_peak_rss(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
@@ -197,6 +221,8 @@ def main() -> None:
                     "training ended"
                 )
         print(f"| {name} | {plain * 1e3:.2f} ms | " + " | ".join(cells) + " |")
+        peaks = ", ".join(f"{v} {peak_rss_mib(name, v, steps):.0f} MiB" for v in variants)
+        extras.append(f"{name}, peak RSS of a process running it once: {peaks}")
     for line in extras:
         print(line)
 
