@@ -164,10 +164,16 @@ def peak_rss_mib(name: str, variant: str, steps: int) -> float:
 
 
 def print_peak_rss(name: str, variant: str, steps: int) -> None:
-    """Runs in the child process of `peak_rss_mib`: ru_maxrss is in KiB on Linux."""
+    """Runs in the child process of `peak_rss_mib`. VmHWM, not ru_maxrss: Linux carries
+    ru_maxrss over an exec, so a child forked from this 1 GB process would report 1 GB."""
     with tempfile.TemporaryDirectory() as tmp:
         one(name, variant, steps, Path(tmp))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        print(int(line.split()[1]) / 1024)  # kB
+    else:  # not Linux: ru_maxrss (bytes on macOS)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 
 
 def main() -> None:
