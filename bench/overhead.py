@@ -5,7 +5,10 @@ information: TensorBoard's add_histogram of every parameter and gradient at ever
 and wandb.watch(log="all", log_freq=1) offline (when wandb is installed).
 
     python bench/overhead.py [--steps 300] [--rounds 3] [--models mlp,cnn,transformer]
-                             [--peers tensorboard,wandb]
+                             [--peers tensorboard,wandb] [--parts]
+
+`--parts` adds the defaults taken apart, to see what each costs: statistics alone (no
+histograms, no snapshots), then statistics and histograms (no snapshots).
 
 Each cell is (recorded step time + close) / plain step time, the median over rounds.
 Also printed: bytes on disk per step, the steps (and seconds of training) not yet
@@ -105,6 +108,12 @@ def one(name: str, variant: str, steps: int, tmp: Path) -> dict[str, float]:
     if variant == "weightlapse defaults":
         rec = weightlapse.torch.watch(model, out, optimizer=opt)
         finish = rec.close
+    elif variant == "weightlapse stats only":
+        rec = weightlapse.torch.watch(model, out, optimizer=opt, snapshots=None, histograms=None)
+        finish = rec.close
+    elif variant == "weightlapse stats+histograms":
+        rec = weightlapse.torch.watch(model, out, optimizer=opt, snapshots=None)
+        finish = rec.close
     elif variant == "weightlapse params+grads":
         rec = weightlapse.torch.watch(model, out, optimizer=opt, gradients=True, snapshots=None)
         finish = rec.close
@@ -185,10 +194,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default="mlp,cnn,transformer")
     parser.add_argument("--peers", default="tensorboard,wandb", help="peers to compare with")
+    parser.add_argument("--parts", action="store_true", help="the defaults taken apart too")
     args = parser.parse_args()
     import importlib.util
 
     variants = ["plain", "weightlapse defaults", "weightlapse params+grads"]
+    if args.parts:
+        variants[1:1] = ["weightlapse stats only", "weightlapse stats+histograms"]
     peers = args.peers.split(",")
     if "tensorboard" in peers:
         variants.append("tensorboard add_histogram")
