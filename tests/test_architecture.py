@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightlapse"
 LAYERS: list[set[str]] = [
     {"errors", "notebook"},
     {"store"},
-    {"frames"},  # a Run as xarray/pandas tables, through its public methods
+    {"frames", "history"},  # a Run as tables; one tensor's records, read through a Run
     {"record", "run", "frameworks"},
     {"run_writer", "names"},
     {"views", "health", "catalog"},

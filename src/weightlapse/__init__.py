@@ -30,7 +30,7 @@ _EXPORTS = {
     "LogSpaced": "weightlapse.record.schedule",
     "PerEpoch": "weightlapse.record.schedule",
     "Run": "weightlapse.run",
-    "TensorHistory": "weightlapse.run",
+    "TensorHistory": "weightlapse.history",
     "open": "weightlapse.run",
     "RunWriter": "weightlapse.run_writer",
     "create": "weightlapse.run_writer",
@@ -81,11 +81,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         WeightlapseError,
     )
     from weightlapse.health import Finding, diagnose  # noqa: F401
+    from weightlapse.history import TensorHistory  # noqa: F401
     from weightlapse.interpret.activations import activations  # noqa: F401
     from weightlapse.io.importing import load_weights  # noqa: F401
     from weightlapse.nbwidget import widget  # noqa: F401
     from weightlapse.record.schedule import Every, LogSpaced, PerEpoch  # noqa: F401
-    from weightlapse.run import Run, TensorHistory, open  # noqa: F401
+    from weightlapse.run import Run, open  # noqa: F401
     from weightlapse.run_writer import RunWriter, create  # noqa: F401
     from weightlapse.views.activations import activation_grid  # noqa: F401
     from weightlapse.views.animate import animate  # noqa: F401

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from weightlapse.frameworks.layouts import unit_axis
-from weightlapse.run import Run, TensorHistory
+from weightlapse.history import TensorHistory
+from weightlapse.run import Run
 
 EXPLODING_FACTOR = 100.0  # gradient L2 this many times its early level
 VANISHING_FACTOR = 1e-3  # ... or this fraction of it

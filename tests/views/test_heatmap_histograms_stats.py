@@ -102,7 +102,7 @@ def test_overview_draws_nan_statistics_in_the_nan_colour(tmp_path):
 
 
 def test_histograms_and_trajectories_draw_plain_arrays_too():
-    from weightlapse.run import Histograms, Trajectory
+    from weightlapse.history import Histograms, Trajectory
 
     counts = np.array([[1, 2, 3], [3, 2, 1]])
     edges = np.array([[0.0, 1, 2, 3], [1.0, 2, 3, 4]])

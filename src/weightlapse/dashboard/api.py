@@ -229,7 +229,7 @@ def stats(run: Run, name: str, kind: str) -> dict[str, Any]:
 
 
 def histograms(run: Run, name: str, kind: str) -> dict[str, Any]:
-    from weightlapse.run import Histograms
+    from weightlapse.history import Histograms
     from weightlapse.views.histograms import common_grid
 
     hist = run.history(*checked_tensor(run, name, kind)).histograms

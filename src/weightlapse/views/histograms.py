@@ -9,7 +9,8 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.run import Histograms, Run
+from weightlapse.history import Histograms
+from weightlapse.run import Run
 from weightlapse.views.colors import SEQUENTIAL, colormap
 from weightlapse.views.figure import drawn, figure_and_axes
 from weightlapse.views.panels import fit_title

@@ -5,7 +5,8 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from weightlapse.run import Run, Trajectory
+from weightlapse.history import Trajectory
+from weightlapse.run import Run
 from weightlapse.views.colors import nonfinite_note
 from weightlapse.views.figure import drawn, figure_and_axes
 from weightlapse.views.panels import fit_title
