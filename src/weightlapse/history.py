@@ -124,9 +124,17 @@ class TensorHistory:
 
     @property
     def histograms(self) -> Histograms:
+        return self.sampled_histograms()
+
+    def sampled_histograms(self, blocks: int | None = None) -> Histograms:
+        """The histograms; with `blocks`, only those in at most that many evenly spread
+        blocks of steps (the stored chunks, first and last always among them), so a view
+        over a long run reads the same amount at any length (the dashboard's)."""
         reader = self.run._reader
-        table = reader.rows(layout.stats_path(self.kind), (self._row, slice(None)))
-        counts = reader.rows(layout.hist_path(self.kind), (self._row, slice(None)))
+        at = None if blocks is None else reader.spread_rows(layout.hist_path(self.kind), blocks)
+        table = reader.rows(layout.stats_path(self.kind), (self._row, slice(None)), at)
+        counts = reader.rows(layout.hist_path(self.kind), (self._row, slice(None)), at)
+        steps = self.run.steps if at is None else self.run.steps[at]
         # Rows where the tensor was recorded with a histogram: on steps the histogram
         # schedule skips (and for a tensor with nothing finite) the counts are all zero.
         keep = self._present(table) & (counts.sum(axis=1) > 0)
@@ -135,7 +143,7 @@ class TensorHistory:
         hi = table[:, STAT_NAMES.index("max")]
         frac = np.linspace(0.0, 1.0, counts.shape[1] + 1)
         edges = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
-        return Histograms(self.run.steps[keep], counts, edges)
+        return Histograms(steps[keep], counts, edges)
 
     def trajectory(self, elements: list[tuple[int, ...]] | None = None) -> Trajectory:
         """Probe values over steps: all probed elements, or the given ones (must be probed)."""

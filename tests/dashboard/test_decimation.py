@@ -55,3 +55,26 @@ def test_the_stats_and_scalars_of_a_long_run_are_decimated(tmp_path, monkeypatch
     assert max(scalars["series"]["loss"]) == 1.0
     hist = client.get("/api/run/histograms/long", params={"tensor": "w"}).json()
     assert len(hist["steps"]) <= 50
+
+
+def test_histograms_over_a_long_run_read_a_fixed_number_of_blocks_of_steps(tmp_path):
+    """The histograms over time read at most MAX_HIST_BLOCKS chunks of steps, spread from
+    the first to the last, whatever the run's length; inside them, every histogram is
+    the one recorded."""
+    rng = np.random.default_rng(0)
+    with weightlapse.create(tmp_path / "r", histograms="every:3", snapshots=None) as run:
+        for step in range(2100):  # 9 chunks of 256 steps
+            run.log(step, {"w": rng.normal(size=40).astype(np.float32)})
+    full = weightlapse.open(tmp_path / "r")["w"].histograms
+    fresh = weightlapse.open(tmp_path / "r")
+    sampled = fresh["w"].sampled_histograms(blocks=3)
+    hist_chunks = {k for k in fresh._reader._seen_chunks if "/hist/" in k}
+    assert {k.split("/c/")[1].split("/")[0] for k in hist_chunks} == {"0", "4", "8"}
+    blocks = sampled.steps // 256
+    assert set(blocks.tolist()) == {0, 4, 8}
+    inside = full.steps[np.isin(full.steps // 256, [0, 4, 8])]
+    np.testing.assert_array_equal(sampled.steps, inside)
+    at = np.searchsorted(full.steps, sampled.steps)
+    np.testing.assert_array_equal(sampled.counts, full.counts[at])
+    np.testing.assert_array_equal(sampled.edges, full.edges[at])
+    assert fresh["w"].sampled_histograms(blocks=9).steps.tolist() == full.steps.tolist()

@@ -184,6 +184,9 @@ def changes(cache: RunCache, name: str | None) -> dict[str, Any]:
 # spike is lost, and 100,000 steps cost what 4,000 do.
 MAX_BUCKETS = 2000
 MAX_HIST_COLUMNS = 500  # histograms over time: evenly chosen histogram steps
+# ... from at most this many evenly spread blocks of steps (256 steps each): what a long
+# run's histograms over time read does not grow with its steps (100,000 steps: 391 blocks)
+MAX_HIST_BLOCKS = 64
 
 
 def extreme_rows(table: np.ndarray, buckets: int | None = None) -> np.ndarray:
@@ -232,7 +235,7 @@ def histograms(run: Run, name: str, kind: str) -> dict[str, Any]:
     from weightlapse.history import Histograms
     from weightlapse.views.histograms import common_grid
 
-    hist = run.history(*checked_tensor(run, name, kind)).histograms
+    hist = run.history(*checked_tensor(run, name, kind)).sampled_histograms(MAX_HIST_BLOCKS)
     if len(hist.steps) > MAX_HIST_COLUMNS:
         keep = np.unique(np.linspace(0, len(hist.steps) - 1, MAX_HIST_COLUMNS).round().astype(int))
         hist = Histograms(hist.steps[keep], hist.counts[keep], hist.edges[keep])

@@ -107,7 +107,9 @@ class StoreReader:
         """The store keys of the chunks `region` touches, less those already seen."""
         ranges = []
         for index, size, chunk in zip(region, arr.shape, arr.chunks):
-            if isinstance(index, slice):
+            if isinstance(index, np.ndarray):
+                ranges.append(sorted(set((index // chunk).tolist())))
+            elif isinstance(index, slice):
                 start, stop, _ = index.indices(size)
                 ranges.append(range(start // chunk, -(-stop // chunk)))
             else:
@@ -183,14 +185,32 @@ class StoreReader:
             self._arrays[path] = arr
         return arr
 
-    def rows(self, path: str, columns: Any = slice(None)) -> np.ndarray | None:
-        """The committed rows of a per-step array (None when it was never written)."""
+    def rows(
+        self, path: str, columns: Any = slice(None), at: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """The committed rows of a per-step array (None when it was never written); `at`:
+        only those rows (indices, increasing)."""
         arr = self.array(path)
         n = self.committed_steps
         if arr is None:
             return None
-        region = (slice(0, n), *columns) if isinstance(columns, tuple) else (slice(0, n), columns)
+        steps = slice(0, n) if at is None else at
+        region = (steps, *columns) if isinstance(columns, tuple) else (steps, columns)
         return self.read(path, arr, region)
+
+    def spread_rows(self, path: str, blocks: int) -> np.ndarray | None:
+        """The committed rows of at most `blocks` evenly spread chunks of steps of `path`
+        (whole chunks: part of one costs as much to read as all of it), always the first
+        and the last; None when it has no more chunks than that (then read them all)."""
+        arr = self.array(path)
+        n = self.committed_steps
+        size = arr.chunks[0] if arr is not None else n
+        count = -(-n // max(size, 1))
+        if count <= blocks:
+            return None
+        chosen = np.unique(np.linspace(0, count - 1, blocks).round().astype(np.int64))
+        rows = (chosen[:, None] * size + np.arange(size)[None, :]).ravel()
+        return rows[rows < n]
 
     def read(self, path: str, arr: zarr.Array, region: Any) -> np.ndarray:
         """arr[region], or a one-line error naming the array when its data is damaged:
@@ -220,9 +240,11 @@ async def _read_and_look(arr: zarr.Array, region: Any, keys: list[str]) -> tuple
     values), at once: the lookups ride along with the read (72 ms of 270 for one tensor's
     statistics over 100,000 steps, when they went first)."""
     store = arr.store_path.store
-    found, data = await asyncio.gather(
-        asyncio.gather(*(store.exists(key) for key in keys)), arr.async_array.getitem(region)
-    )
+    if any(isinstance(index, np.ndarray) for index in region):
+        reading = arr.async_array.get_orthogonal_selection(region)
+    else:
+        reading = arr.async_array.getitem(region)
+    found, data = await asyncio.gather(asyncio.gather(*(store.exists(k) for k in keys)), reading)
     return list(found), data
 
 
