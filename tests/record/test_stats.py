@@ -164,3 +164,30 @@ def test_many_small_tensors_together_equal_one_at_a_time(monkeypatch):
     # a step without histograms: the same statistics, no counts
     np.testing.assert_array_equal(unbinned.stats, together.stats)
     assert not unbinned.counts.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_summary_in_place_equals_the_one_from_a_copy(dtype):
+    """`summarize_in_place` (each big tensor where it lies, the small ones gathered) gives
+    the copy's numbers, bit for bit, also for tensors of several blocks, empty ones, NaN
+    and Inf, and the probes of every tensor in their own order."""
+    from weightlapse.record.inplace import summarize_in_place
+    from weightlapse.record.stats import BLOCK, summarize_host
+
+    rng = np.random.default_rng(1)
+    sizes = [0, 1, 5, 3 * BLOCK + 17, 4096, 4097, 3, 70_000]
+    arrays = [rng.normal(size=s).astype(dtype) for s in sizes]
+    arrays[3][BLOCK + 5] = np.nan
+    arrays[5][0] = -np.inf
+    arrays[6][:] = 0
+    segments = Segments.build(sizes, [choose_probes(s, 6, i) for i, s in enumerate(sizes)])
+    flat = np.concatenate(arrays)
+    for histograms in (True, False):
+        want = summarize_host(flat, segments, histograms=histograms)
+        got = summarize_in_place(arrays, segments, 64, histograms)
+        np.testing.assert_array_equal(got.stats, want.stats)
+        np.testing.assert_array_equal(got.counts, want.counts)
+        np.testing.assert_array_equal(got.probes, want.probes)
+    for i, a in enumerate(arrays):
+        if a.size:
+            np.testing.assert_allclose(got.stats[i, :6], reference(a)[0][:6], rtol=1e-5)
