@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.record.stats import SMALL, ArrayOps, Segments, Summary, summarize_host
+from weightlapse.record.stats import ArrayOps, Segments, Summary, summarize_host
 from weightlapse.store.layout import STAT_NAMES, snapshot_nbytes
 
 # A host tensor this big (or a step's tensors together) is not copied: its statistics are
@@ -47,36 +47,13 @@ def summarize_in_place(
     small ones (up to SMALL elements) gathered into one small array and summarised
     together, as the copy path does (a pass per tensor would cost ~20 NumPy calls each).
     """
-    sizes = segments.sizes
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    firsts = np.concatenate([[0], np.cumsum(segments.probe_counts)]).astype(np.int64)
     n = len(views)
     stats = np.empty((n, len(STAT_NAMES)))
     counts = np.zeros((n, bins), dtype=np.int64)
-    probes = np.empty(int(firsts[-1]))
-
-    def take(chosen: np.ndarray, flat: np.ndarray) -> None:
-        """Summarises the `chosen` tensors, laid end to end in `flat`."""
-        starts = np.concatenate([[0], np.cumsum(sizes[chosen])[:-1]]).astype(np.int64)
-        elements = [
-            segments.probe_index[firsts[t] : firsts[t + 1]] - offsets[t] + start
-            for t, start in zip(chosen.tolist(), starts.tolist())
-        ]
-        part = summarize_host(
-            flat,
-            Segments(sizes[chosen], np.concatenate(elements), segments.probe_counts[chosen]),
-            bins,
-            histograms,
-        )
+    probes = np.empty(len(segments.probe_index))
+    for chosen, part_segments, probes_at in segments.host_groups:
+        flat = views[chosen[0]] if len(chosen) == 1 else np.concatenate([views[t] for t in chosen])
+        part = summarize_host(flat, part_segments, bins, histograms)
         stats[chosen], counts[chosen] = part.stats, part.counts
-        at = np.concatenate([np.arange(firsts[t], firsts[t + 1]) for t in chosen.tolist()]).astype(
-            np.int64
-        )
-        probes[at] = part.probes
-
-    small = np.flatnonzero(sizes <= SMALL)
-    if len(small):
-        take(small, np.concatenate([views[t] for t in small.tolist()]))
-    for t in np.flatnonzero(sizes > SMALL).tolist():
-        take(np.array([t]), views[t])
+        probes[probes_at] = part.probes
     return Summary(stats=stats, counts=counts, probes=probes)

@@ -94,6 +94,29 @@ class Segments:
         element: 1.6 GB for a 200M-element tensor, so never built on the host path)."""
         return np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
 
+    @cached_property
+    def host_groups(self) -> list[tuple[np.ndarray, Segments, np.ndarray]]:
+        """How the host path takes these tensors from their own memory: the small ones (up
+        to SMALL elements) together, each bigger one alone. Per group: which tensors,
+        their Segments laid end to end, and where their probes sit in this order."""
+        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        firsts = np.concatenate([[0], np.cumsum(self.probe_counts)]).astype(np.int64)
+        small = np.flatnonzero(self.sizes <= SMALL)
+        chosen_groups = [small] if len(small) else []
+        chosen_groups += [np.array([t]) for t in np.flatnonzero(self.sizes > SMALL).tolist()]
+        groups = []
+        for chosen in chosen_groups:
+            starts = np.concatenate([[0], np.cumsum(self.sizes[chosen])[:-1]]).astype(np.int64)
+            ts = chosen.tolist()
+            elements = [
+                self.probe_index[firsts[t] : firsts[t + 1]] - offsets[t] + start
+                for t, start in zip(ts, starts.tolist())
+            ]
+            sub = Segments(self.sizes[chosen], np.concatenate(elements), self.probe_counts[chosen])
+            at = np.concatenate([np.arange(firsts[t], firsts[t + 1]) for t in ts])
+            groups.append((chosen, sub, at.astype(np.int64)))
+        return groups
+
     @classmethod
     def build(cls, sizes: Sequence[int], probes: Sequence[np.ndarray]) -> Segments:
         sizes_arr = np.asarray(sizes, dtype=np.int64)
