@@ -7,9 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from weightlapse.record.stats import host_dtype
-
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def host_dtype(dtypes: Sequence[Any]) -> np.dtype:
+    """float64 when any input needs it (float64 values past float32's range, integers past
+    2**24); float32 otherwise, which holds float16, bfloat16 and float8 exactly."""
+    for dtype in dtypes:
+        d = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+        if d == np.float64 or (d.kind in "iu" and d.itemsize >= 4):
+            return np.dtype(np.float64)
+    return np.dtype(np.float32)
 
 
 class NumpyOps:

@@ -211,16 +211,6 @@ def summarize(
     )
 
 
-def host_dtype(dtypes: Sequence[Any]) -> np.dtype:
-    """float64 when any input needs it (float64 values past float32's range, integers past
-    2**24); float32 otherwise, which holds float16, bfloat16 and float8 exactly."""
-    for dtype in dtypes:
-        d = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
-        if d == np.float64 or (d.kind in "iu" and d.itemsize >= 4):
-            return np.dtype(np.float64)
-    return np.dtype(np.float32)
-
-
 def summarize_host(
     flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BINS, histograms: bool = True
 ) -> Summary:
