@@ -32,12 +32,15 @@ def flush_due(
     return oldest_age >= flush_seconds / 2 and queue_empty
 
 
-# The writer's nice value. At 19 it got ~1.5% of a core beside torch's spinning worker
-# threads and committed nothing while a CPU model trained (bench/overhead.py: all 300
-# steps of the CNN uncommitted at the end, 3.5 s of training); at 10 (~10% of a core when
-# contended) it stays within a flush interval (the CNN: 43-79 steps, under 1 s), at no
-# measurable cost to the step on this noisy 2-core machine.
-WRITER_NICE = 10
+# The writer's nice value. Beside a CPU model's training threads it gets ~1.5% of a core
+# at 19: enough now that the training thread takes statistics in place when the writer is
+# behind (bench/overhead.py's CNN, statistics only: 75-111 steps uncommitted, under 1 s),
+# but not for the snapshot-dense first hundreds of steps at defaults (all 300 of the
+# CNN's wait for close). At 10 those commit on time, at a cost measured interleaved in
+# one process: CNN statistics 1.32x against 1.22x, defaults 1.56x against 1.32x; MLP
+# 1.74x against 1.40x and 2.58x against 2.19x. The writer's work costs training more
+# while it runs beside it than at close.
+WRITER_NICE = 19
 
 
 def lower_priority_of_this_thread() -> None:
