@@ -294,7 +294,7 @@ class StepRecorder:
         views = big_views(arrays, ops, lay.elements)
         if views is None and not copy and self.writer.behind:
             # The training thread would compute them from the copy itself (submit): from
-            # the tensors themselves it saves the copy (a third of the work on an MLP).
+            # the tensors themselves it saves the copy (a tenth of the MLP's training thread).
             views = host_views(arrays, ops)
         if views is not None:  # summarised now, in the tensors' own memory
             s = summarize_in_place(views, lay.segments, self.config.bins, histograms)

@@ -21,7 +21,8 @@ from weightlapse.store.snapshot_index import Lists, read_lists
 
 # Zarr's settings while we read: chunks decoded in batches of 64 (its default, 1, pays its
 # per-chunk overhead 391 times for one tensor's statistics over 100,000 steps) with up to
-# 64 at once (default 10): that read went from 285 to 137 ms (bench/scale.py's run).
+# 64 at once (default 10): that read, median of 8 interleaved in one process on
+# bench/scale.py's run, went from 294 to 262 ms.
 READ_TUNING = {"codec_pipeline.batch_size": 64, "async.concurrency": 64}
 
 
