@@ -57,6 +57,23 @@ def delete_index_chunk(path):
     return "index"
 
 
+def delete_hist_chunk(path):
+    (path / "param" / "hist" / "c" / "1" / "0" / "0").unlink()
+    return "param/hist"
+
+
+def delete_probes_chunk(path):
+    (path / "param" / "probes" / "c" / "0" / "0").unlink()
+    return "param/probes"
+
+
+def delete_snapshot_chunk(path):
+    row = weightlapse.open(path)._reader.snapshot_lists("param")["w"]
+    row = row[1][row[0].index(200)]
+    (path / "param" / "snapshots" / "w" / "c" / str(row) / "0").unlink()
+    return "snapshots"
+
+
 def delete_array_json(path):
     (path / "param" / "hist" / "zarr.json").unlink()
     return "param/hist"
@@ -89,6 +106,9 @@ DAMAGES = [
     truncate_chunk,
     delete_chunk,
     delete_index_chunk,
+    delete_hist_chunk,
+    delete_probes_chunk,
+    delete_snapshot_chunk,
     delete_array_json,
     garble_attrs,
     negative_committed,
@@ -96,11 +116,20 @@ DAMAGES = [
     unreadable_snapshot,
 ]
 
+VIEW_THAT_READS = {delete_hist_chunk: "histograms", delete_probes_chunk: "trajectories"}
+
 
 def read_everything(path):
     run = weightlapse.open(path)
     history = run["w"]
-    return run.steps, run.scalar("loss"), history.stats["l2"], history.histograms, history.at(200)
+    return (
+        run.steps,
+        run.scalar("loss"),
+        history.stats["l2"],
+        history.histograms,
+        history.at(200),
+        history.trajectory(),
+    )
 
 
 @pytest.mark.parametrize("damage", DAMAGES, ids=lambda d: d.__name__)
@@ -117,9 +146,10 @@ def test_a_damage_is_one_clear_error_never_a_wrong_number(run_path, damage):
 def test_the_cli_says_it_in_one_line_and_the_dashboard_shows_an_error(run_path, damage):
     damage(run_path)
     failed = 0
+    view = VIEW_THAT_READS.get(damage, "heatmap")
     for command in (["info"], ["plot", "--out", str(run_path.parent / "h.png"), "--step", "200"]):
         args = [command[0], str(run_path)] + (
-            ["heatmap", "w", *command[1:]] if command[0] == "plot" else []
+            [view, "w", *command[1:]] if command[0] == "plot" else []
         )
         proc = subprocess.run(
             [sys.executable, "-m", "weightlapse.cli", *args],
@@ -137,6 +167,8 @@ def test_the_cli_says_it_in_one_line_and_the_dashboard_shows_an_error(run_path, 
         client.get("/api/run/info/r").status_code,
         client.get("/api/run/stats/r", params={"tensor": "w"}).status_code,
         client.get("/api/run/frame/r", params={"tensor": "w", "step": 200}).status_code,
+        client.get("/api/run/histograms/r", params={"tensor": "w"}).status_code,
+        client.get("/api/run/view/trajectories/r", params={"tensor": "w"}).status_code,
     ]
     assert 500 not in statuses and any(s in (404, 422) for s in statuses), statuses
 
@@ -159,7 +191,7 @@ def test_repair_truncates_to_the_last_whole_step(run_path, damage):
     if damage is delete_index_chunk:  # no step is whole without its index row
         assert len(weightlapse.open(run_path).steps) == 0 and not check_run(run_path)
         return
-    steps, loss, l2, _, _ = read_everything(run_path)
+    steps, loss, l2, *_ = read_everything(run_path)
     assert list(steps) == list(range(len(steps))) and len(steps) in (256, STEPS)
     np.testing.assert_array_equal(loss, np.arange(len(steps)))
     np.testing.assert_allclose(l2, np.arange(len(steps)) * 8**0.5, rtol=1e-6)
@@ -182,3 +214,24 @@ def test_missing_probe_elements_are_a_clear_error_and_check_finds_them(run_path)
     with pytest.raises(RunFormatError, match="probe_elements"):
         weightlapse.open(run_path)["w"].trajectory()
     assert any(p.array == "param/probe_elements" for p in check_run(run_path))
+
+
+def test_values_that_look_like_a_missing_chunk_are_read_as_data(run_path):
+    """Missing chunks are found by a fill value no writer stores: a saturated count, or a
+    NaN that happens to carry that payload, is data, not damage."""
+    import zarr
+
+    from weightlapse.store.reader import MISSING_FILL
+
+    saturated = np.iinfo(np.uint32).max
+    payload = np.array(MISSING_FILL[np.dtype("<f8")], np.uint64).view(np.float64)
+    hist = zarr.open_array(run_path / "param" / "hist", mode="r+")
+    hist[10, 0, 3] = saturated
+    stats = zarr.open_array(run_path / "param" / "stats", mode="r+")
+    stats[10, 0, 7] = payload
+    history = weightlapse.open(run_path)["w"]
+    counts = history.histograms
+    assert counts.counts[list(counts.steps).index(10)][3] == saturated
+    nan_count = history.stats["nan_count"]
+    assert nan_count[10].view(np.uint64) == payload.view(np.uint64)
+    assert not check_run(run_path)
