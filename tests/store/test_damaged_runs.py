@@ -17,9 +17,10 @@ from starlette.testclient import TestClient
 import weightlapse
 from weightlapse.dashboard.app import create_app
 from weightlapse.errors import RunFormatError
+from weightlapse.store import layout
 from weightlapse.store.check import check_run
 
-STEPS = 300  # two chunks of 256 rows
+STEPS = 600  # two chunks of statistics (512 rows), three of the other per-step arrays
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def delete_array_json(path):
 
 def garble_attrs(path):
     text = attrs_file(path).read_text()
-    attrs_file(path).write_text(text.replace('"committed_steps": 300', '"committed_steps": "lots"'))
+    attrs_file(path).write_text(text.replace('"committed_steps": 600', '"committed_steps": "lots"'))
     return "committed_steps"
 
 
@@ -192,7 +193,10 @@ def test_repair_truncates_to_the_last_whole_step(run_path, damage):
         assert len(weightlapse.open(run_path).steps) == 0 and not check_run(run_path)
         return
     steps, loss, l2, *_ = read_everything(run_path)
-    assert list(steps) == list(range(len(steps))) and len(steps) in (256, STEPS)
+    assert list(steps) == list(range(len(steps))) and len(steps) in (
+        layout.CHUNK_STEPS_STATS,
+        STEPS,
+    )
     np.testing.assert_array_equal(loss, np.arange(len(steps)))
     np.testing.assert_allclose(l2, np.arange(len(steps)) * 8**0.5, rtol=1e-6)
     assert not check_run(run_path)

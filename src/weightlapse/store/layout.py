@@ -30,6 +30,12 @@ STAT_NAMES: tuple[str, ...] = (
 # Rows of per-step arrays are written a flush at a time; a chunk holds this many steps.
 CHUNK_STEPS = 256
 CHUNK_STEPS_NARROW = 4096  # index and scalars: a few columns, read whole by every view
+# Statistics: every history view reads one tensor's over all steps, and Zarr's cost a
+# chunk, not its bytes, bounds that read: over 100,000 steps, 391 chunks of 256 steps
+# (zstd 3) took 136-180 ms, 196 of 512 (zstd 1, see compressors) 69 ms, and a full chunk
+# encodes in 0.43 ms instead of 0.60, so a flush costs no more (bench/codecs.py). Wider
+# tensor chunks (runs of very many tensors) get fewer steps, never under CHUNK_STEPS.
+CHUNK_STEPS_STATS = 512
 # Few tensors a chunk: one tensor's history over 100,000 steps decompresses 29 MB of
 # statistics, not 460 (bench/scale.py); a flush writes the same bytes either way.
 CHUNK_TENSORS_STATS = 4
@@ -137,9 +143,15 @@ PACKED = "%packed"
 EVERY_CHUNK = {"write_empty_chunks": True}
 
 
-def compressors() -> tuple[Any, ...]:
+def compressors(path: str = "") -> tuple[Any, ...]:
     # Byte shuffle makes small integer counts and slowly-varying floats compress well.
-    return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)
+    # Statistics at zstd level 1: their chunks hold twice the steps (CHUNK_STEPS_STATS)
+    # and a flush re-encodes the chunk it adds rows to; level 1 encodes 2-3x faster for
+    # about the same bytes (a 256-step chunk of an MLP's statistics: 168 us instead of
+    # 553, ratio 2.07 instead of 2.16; bench/codecs.py). Level 3 elsewhere: level 1
+    # decodes histograms and probes 1.5-2x slower, and their readers read many chunks.
+    level = 1 if path.endswith("/stats") else 3
+    return (BloscCodec(cname="zstd", clevel=level, shuffle="shuffle"),)
 
 
 SNAPSHOT_CHUNK_BYTES = 16 * 2**20
@@ -165,6 +177,16 @@ def snapshot_compressors() -> tuple[Any, ...]:
     return (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
 
 
+def chunk_steps(path: str, inner_chunks: tuple[int, ...]) -> int:
+    """Steps a chunk of the per-step array at `path` holds."""
+    if path in (INDEX_PATH, SCALARS_PATH):
+        return CHUNK_STEPS_NARROW
+    if path.endswith("/stats"):
+        wide = CHUNK_STEPS_STATS * CHUNK_TENSORS_STATS // max(inner_chunks[0], 1)
+        return max(CHUNK_STEPS, wide)
+    return CHUNK_STEPS
+
+
 def create_growing_array(
     group: zarr.Group,
     path: str,
@@ -174,14 +196,13 @@ def create_growing_array(
     fill_value: Any,
 ) -> zarr.Array:
     """An array whose first axis is steps, empty at first and grown at each flush."""
-    steps = CHUNK_STEPS_NARROW if path in (INDEX_PATH, SCALARS_PATH) else CHUNK_STEPS
     return group.create_array(
         path,
         shape=(0, *inner_shape),
-        chunks=(steps, *inner_chunks),
+        chunks=(chunk_steps(path, inner_chunks), *inner_chunks),
         dtype=dtype,
         fill_value=fill_value,
-        compressors=compressors(),
+        compressors=compressors(path),
         config=EVERY_CHUNK,
         dimension_names=dimension_names(path, 1 + len(inner_shape)),
     )
