@@ -12,7 +12,6 @@ import queue
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from weightlapse.store import layout, probe_index
 from weightlapse.store.check import remove_partial_files
 from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
+from weightlapse.store.messages import Flush, Handover, Message, Meta, Register, Step, iter_queue
 from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
 from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
 from weightlapse.store.records import StepRecord, TensorInfo, WrittenSnapshot
@@ -30,42 +30,6 @@ from weightlapse.store.regions import Part, Region, RegionWriter
 from weightlapse.store.rows import step_blocks
 from weightlapse.store.snapshot_index import migrate
 from weightlapse.store.snapshots import SnapshotWriter
-
-
-# ---- the messages the training side sends the writer thread --------------------------
-@dataclass
-class Register:
-    kind: str
-    info: TensorInfo
-    probe_elements: np.ndarray
-
-
-@dataclass
-class Meta:
-    meta: dict[str, Any]
-
-
-@dataclass
-class Step:
-    record: StepRecord
-    nbytes: int
-    submitted: float = field(default_factory=lambda: now())
-
-
-@dataclass
-class Flush:
-    """Commit everything buffered now."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class Handover:
-    """close(): the writer thread stops and the closing thread commits what is left."""
-
-
-Message = Register | Meta | Step | Flush | Handover
-
 
 # Messages the writer may have queued before the training side does its share.
 BEHIND = 4
@@ -158,7 +122,7 @@ class StoreWriter:
             # backlog, the memory it holds and what kill -9 loses stay bounded.
             record.resolve()
         nbytes = record.nbytes()
-        self._put(Step(record, nbytes), nbytes)
+        self._put(Step(record, nbytes, now()), nbytes)
 
     @property
     def behind(self) -> bool:
@@ -389,12 +353,3 @@ class StoreWriter:
         self._new_probes = {}
         self.attrs["writer"]["heartbeat"] = time.time()
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
-
-
-def iter_queue(q: queue.SimpleQueue[Any]) -> list[Any]:
-    items = []
-    while True:
-        try:
-            items.append(q.get_nowait())
-        except queue.Empty:
-            return items
