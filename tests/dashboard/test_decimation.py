@@ -58,9 +58,7 @@ def test_the_stats_and_scalars_of_a_long_run_are_decimated(tmp_path, monkeypatch
     assert len(hist["steps"]) <= 50
 
 
-def test_histograms_over_a_long_run_read_a_fixed_number_of_blocks_of_steps(
-    tmp_path, monkeypatch
-):
+def test_histograms_over_a_long_run_read_a_fixed_number_of_blocks_of_steps(tmp_path, monkeypatch):
     """The histograms over time read at most MAX_HIST_BLOCKS chunks of steps, spread from
     the first to the last, whatever the run's length; inside them, every histogram is
     the one recorded."""

@@ -64,3 +64,30 @@ def test_a_writer_behind_flushes_once_an_interval_whatever_is_queued():
     assert not flush_due(1, 9.0, 0.01, queue_empty=False, **due)
     assert flush_due(256, 0.0, 0.0, queue_empty=False, **due)
     assert not flush_due(0, 99.0, 99.0, queue_empty=True, **due)
+
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_training_waits_for_a_writer_an_interval_behind(tmp_path, clock, monkeypatch, waits):
+    """A writer that never flushes on its own, as one starved of the CPU beside training's
+    threads: the training side waits for it once the oldest step not committed was sent
+    over an interval ago, so none stays uncommitted longer. (Without that wait, nothing
+    is committed until close: the case is a real one.)"""
+    monkeypatch.setattr(writer_module, "flush_due", lambda *args: False)
+    if not waits:
+        never = lambda self: None  # noqa: E731
+        monkeypatch.setattr(writer_module.StoreWriter, "_wait_if_an_interval_behind", never)
+    interval = 2.0
+    run = weightlapse.create(tmp_path / "r", flush_seconds=interval, snapshots=None)
+    sent = []
+    for step in range(60):  # a step every 0.1 s of the writer's clock: 6 s of training
+        run.log(step, {"w": np.full(4, float(step))})
+        run.recorder.finish()  # the step goes to the writer now, as the next log sends it
+        sent.append(clock.t)
+        old = sum(t < clock.t - interval for t in sent)
+        if waits:
+            assert committed(run) >= old, (step, committed(run), old)
+        clock.t += 0.1
+    if not waits:
+        assert committed(run) == 0
+    run.close()
+    assert committed(run) == 60

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 import warnings
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,9 @@ class StoreWriter:
         self._submitted = 0  # messages put (producers), and taken in (the writer)
         self._handled = 0
         self._oldest_submitted = 0.0  # when the oldest buffered step was submitted
+        self._steps_in = 0  # steps submitted (the training side), and committed (the writer)
+        self._steps_committed = 0
+        self._uncommitted: deque[float] = deque()  # when each step not committed was sent
         self._last_flush = now()
         self._commit_attrs()
         self._thread = threading.Thread(target=self._loop, name="weightlapse-writer", daemon=True)
@@ -123,6 +127,21 @@ class StoreWriter:
             record.resolve()
         nbytes = record.nbytes()
         self._put(Step(record, nbytes, now()), nbytes)
+        self._steps_in += 1
+        self._wait_if_an_interval_behind()
+
+    def _wait_if_an_interval_behind(self) -> None:
+        """Training waits for the writer once the oldest step not yet committed was logged
+        more than a flush interval ago. Beside training's threads the writer, at low
+        priority, may get too little of the CPU to commit anything until close; while
+        training waits it has the CPU to itself. So the store stays about an interval
+        behind at most: what a reader sees, and what kill -9 loses."""
+        times = self._uncommitted
+        times.append(now())
+        while len(times) > self._steps_in - self._steps_committed:
+            times.popleft()
+        if times and now() - times[0] > self.flush_seconds:
+            self.flush()
 
     @property
     def behind(self) -> bool:
@@ -336,6 +355,7 @@ class StoreWriter:
         self._snapshots.write(buffered)
         self.attrs["committed_steps"] = start + len(buffered)
         self._commit_attrs()  # last: this is what makes the steps visible
+        self._steps_committed += len(buffered)
         if buffered:
             self.last_committed_step = buffered[-1].step
         self._release(self._buffered_bytes)
