@@ -11,8 +11,9 @@ each the best of 3 in a fresh process (the page cache warm, as when a user reope
 `open`, one tensor's statistics over every step, the dashboard's first paint (the API
 calls the page makes before it draws: run list, run info, then side by side as the page
 sends them the scalars, the first tensor's statistics and its histograms over time; the
-server started, as `weightlapse view` starts it before the browser opens) and one frame
-(a snapshot view at a step).
+server started, as `weightlapse view` starts it before the browser opens), one frame
+(a snapshot view at a step) and the overview (a statistic of every tensor over steps,
+read and drawn).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ elif what == "stats":
     name = run.tensors[len(run.tensors) // 2]
     t = time.perf_counter(); table = run[name].stats; out["stats"] = time.perf_counter() - t
     assert len(table.steps) == len(run.steps)
+elif what == "overview":
+    run = weightlapse.open(path)
+    t = time.perf_counter(); weightlapse.overview(run); out["overview"] = time.perf_counter() - t
 elif what == "dashboard":
     from pathlib import Path
     from starlette.testclient import TestClient
@@ -145,11 +149,14 @@ def main() -> None:
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"{args.steps:,} steps x {args.tensors:,} tensors, {size / 2**30:.2f} GiB on disk")
     figures = {**measure(path, "open"), **measure(path, "stats"), **measure(path, "dashboard")}
+    figures.update(measure(path, "overview"))
     print(
         f"open {figures['open'] * 1e3:.0f} ms (target < 1000); one tensor's statistics, "
         f"every step: {figures['stats'] * 1e3:.0f} ms (target < 200); dashboard first "
         f"paint {figures['first_paint'] * 1e3:.0f} ms (target < 1000); a frame "
-        f"{figures['frame'] * 1e3:.0f} ms (target < 50; HTTP {figures['frame_status']})"
+        f"{figures['frame'] * 1e3:.0f} ms (target < 50; HTTP {figures['frame_status']}); "
+        f"the overview (every tensor's l2, 1,024 columns from 16 blocks of steps) "
+        f"{figures['overview']:.1f} s"
     )
 
 

@@ -101,6 +101,41 @@ def test_overview_draws_nan_statistics_in_the_nan_colour(tmp_path):
     assert not np.ma.getmaskarray(overlay.get_array()).reshape(1, 2)[0, 1]
 
 
+def test_the_overview_of_a_long_run_reads_a_bounded_number_of_chunks(tmp_path, monkeypatch):
+    """Over more steps than its columns, the overview reads the statistics of at most
+    SPREAD_BLOCKS evenly spread chunks of steps (first and last among them), and every
+    cell it draws is the value recorded at its step."""
+    import zarr
+
+    from weightlapse.store import layout
+
+    monkeypatch.setattr("weightlapse.run.SPREAD_BLOCKS", 3)
+    chunk = layout.CHUNK_STEPS_STATS
+    total = 9 * chunk + 10  # 10 chunks of steps
+    with weightlapse.create(tmp_path / "r", snapshots=None) as r:
+        for step in range(total):
+            r.log(step, {"w": np.full(4, float(step)), "b": np.full(2, -float(step))})
+    run = weightlapse.open(tmp_path / "r")
+    read: list[str] = []
+    get = zarr.storage.LocalStore.get
+
+    async def get_and_note(self, key, *args, **kwargs):
+        read.append(key)
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get_and_note)
+    fig = weightlapse.overview(run, stat="max", relative=False, columns=40)
+    blocks = {int(k.split("/c/")[1].split("/")[0]) for k in read if "param/stats/c/" in k}
+    assert len(blocks) == 3 and {0, 9} <= blocks
+    values = np.ma.getdata(fig.axes[0].collections[0].get_array()).reshape(2, 40)
+    sampled = values[0]  # w's max is its step
+    assert sampled[0] == 0 and sampled[-1] == total - 1
+    assert set((sampled // chunk).astype(int).tolist()) == blocks
+    np.testing.assert_array_equal(values[1], -sampled)  # b: the same steps, its own values
+    whole = weightlapse.overview(run, stat="max", relative=False, columns=None)
+    assert np.ma.getdata(whole.axes[0].collections[0].get_array()).size == 2 * total
+
+
 def test_histograms_and_trajectories_draw_plain_arrays_too():
     from weightlapse.history import Histograms, Trajectory
 

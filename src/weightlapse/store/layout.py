@@ -32,9 +32,10 @@ CHUNK_STEPS = 256
 CHUNK_STEPS_NARROW = 4096  # index and scalars: a few columns, read whole by every view
 # Statistics: every history view reads one tensor's over all steps, and Zarr's cost a
 # chunk, not its bytes, bounds that read: over 100,000 steps, 391 chunks of 256 steps
-# (zstd 3) took 136-180 ms, 196 of 512 (zstd 1, see compressors) 69 ms, and a full chunk
-# encodes in 0.43 ms instead of 0.60, so a flush costs no more (bench/codecs.py). Wider
-# tensor chunks (runs of very many tensors) get fewer steps, never under CHUNK_STEPS.
+# (zstd 3) took 136-277 ms, 196 of 512 (zstd 1, see compressors) 69-114 ms, and a full
+# chunk encodes in about the same time (0.43-0.74 ms against 0.60-0.72), so a flush costs
+# about what it did (bench/codecs.py, four runs). Wider tensor chunks (runs of very many
+# tensors) get fewer steps, never under CHUNK_STEPS.
 CHUNK_STEPS_STATS = 512
 # Few tensors a chunk: one tensor's history over 100,000 steps decompresses 29 MB of
 # statistics, not 460 (bench/scale.py); a flush writes the same bytes either way.
