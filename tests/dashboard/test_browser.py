@@ -142,6 +142,28 @@ def test_run_and_tensor_names_are_shown_as_text_never_as_html(server, page):
     assert page.locator("#tree b").count() == 0
 
 
+def test_a_run_and_its_info_change_together(server, page):
+    """While a picked run's info is on its way, the page is still the run before it,
+    whole: never one run's name with another run's steps."""
+    url, root = server
+    with weightlapse.create(root / "other", snapshots=1) as run:
+        for step in range(5):
+            run.log(step, {"w": np.ones(4) * step})
+    page.goto(url)
+    page.wait_for_selector("#runs button[data-name='other']", timeout=15000)
+    page.locator("#runs button[data-name='mnist']").click()
+    page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
+    held = []
+    page.route("**/api/run/info/other*", lambda route: held.append(route))  # held here
+    page.locator("#runs button[data-name='other']").click()
+    while not held:
+        page.wait_for_timeout(20)
+    assert wl(page, "run") == "mnist" and wl(page, "info.steps.length") == 30
+    held[0].continue_()
+    page.wait_for_function("() => window.__wl.run === 'other'")
+    assert wl(page, "info.steps.length") == 5
+
+
 def test_a_damaged_run_shows_its_one_line_error_in_the_page(server, page):
     url, root = server
     with weightlapse.create(root / "broken", snapshots=1) as run:
@@ -149,8 +171,9 @@ def test_a_damaged_run_shows_its_one_line_error_in_the_page(server, page):
             run.log(step, {"w": np.ones(4) * step})
     (root / "broken" / "index" / "c" / "0" / "0").unlink()  # the step numbers are gone
     page.goto(url)
-    page.wait_for_function("() => window.__wl && window.__wl.run")
+    page.wait_for_selector("#runs button[data-name='broken']", timeout=15000)
     page.locator("#runs button", has_text="broken").click()
     page.wait_for_function("() => document.getElementById('run-error').textContent.length > 0")
     text = page.locator("#run-error").text_content()
     assert "damaged" in text and "index" in text and "weightlapse check" in text
+    assert wl(page, "run") != "broken"  # the page keeps no half-open run

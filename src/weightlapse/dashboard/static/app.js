@@ -25,7 +25,7 @@ async function loadRuns(listed) {
     button.dataset.name = run.name;
     button.title = `${run.name}: ${run.steps} steps${run.live ? ", live" : ""}`;
     button.onclick = () => selectRun(run.name);
-    if (run.name === state.run) button.classList.add("active");
+    if (run.name === (state.opening || state.run)) button.classList.add("active");
     const item = el("li");
     item.append(button);
     list.append(item);
@@ -51,13 +51,33 @@ async function selectRun(name) {
   }
 }
 
-async function openRun(name) {
-  state.run = name;
-  state.frames.clear();
+function markActive(name) {
   for (const b of $("runs").querySelectorAll("button")) {
     b.classList.toggle("active", b.dataset.name === name);
   }
-  state.info = await api.info(name);
+}
+
+// The run's name and its info change together: while a run's info is on its way the
+// page still shows the run before it, whole, and an answer for a run picked before the
+// last one is dropped (a name with another run's steps drew a wrong step).
+async function openRun(name) {
+  state.opening = name;
+  markActive(name);
+  let info;
+  try {
+    info = await api.info(name);
+  } catch (error) {
+    if (state.opening === name) {
+      state.opening = null;
+      markActive(state.run); // a damaged run's error shows; the open run stays
+    }
+    throw error;
+  }
+  if (state.opening !== name) return;
+  state.opening = null;
+  state.run = name;
+  state.info = info;
+  state.frames.clear();
   state.tensor = null;
   renderTree((tensor) => selectTensor(tensor).then(() => showError(null), showError));
   renderViewChoices(null);
@@ -234,8 +254,9 @@ function listen(run) {
 
 async function followLive() {
   try {
-    const info = await api.info(state.run);
-    if (info.steps.length === state.info.steps.length) return;
+    const run = state.run;
+    const info = await api.info(run);
+    if (run !== state.run || info.steps.length === state.info.steps.length) return;
     // at the last step (or at none yet: a run opened before its first step follows too)
     const atEnd = state.index >= state.info.steps.length - 1;
     const tensorsBefore = state.info.layers.flatMap((l) => l.tensors).length;
