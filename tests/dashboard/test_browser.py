@@ -164,6 +164,35 @@ def test_a_run_and_its_info_change_together(server, page):
     assert wl(page, "info.steps.length") == 5
 
 
+def test_statistics_that_come_late_never_scale_another_tensor(server, page):
+    """A tensor's statistics set the colour scale of its pictures: when they come after
+    another tensor was picked, they are dropped."""
+    url, root = server
+    run = weightlapse.open(root / "mnist")
+    limits = {}
+    for name in ("dense/kernel", "dense/bias"):
+        stats = run[name].stats
+        limits[name] = float(max(np.abs(stats["min"]).max(), np.abs(stats["max"]).max()))
+    kernel_limit = limits["dense/kernel"]
+    assert kernel_limit != limits["dense/bias"]  # else the test could not fail
+    page.goto(url)
+    page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
+    page.locator(".tensor[data-name='dense/kernel']").click()
+    page.wait_for_function(f"() => window.__wl.limit === {kernel_limit!r}")
+    held = []
+    page.route("**/api/run/stats/mnist?tensor=dense%2Fbias*", lambda route: held.append(route))
+    page.locator(".tensor[data-name='dense/bias']").click()
+    while not held:
+        page.wait_for_timeout(20)
+    page.locator(".tensor[data-name='dense/kernel']").click()
+    page.wait_for_function("() => window.__wl.tensor === 'dense/kernel'")
+    page.wait_for_function(f"() => window.__wl.limit === {kernel_limit!r}")
+    with page.expect_response(lambda response: "dense%2Fbias" in response.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")  # its handler runs
+    assert wl(page, "limit") == kernel_limit and wl(page, "tensor") == "dense/kernel"
+
+
 def test_a_damaged_run_shows_its_one_line_error_in_the_page(server, page):
     url, root = server
     with weightlapse.create(root / "broken", snapshots=1) as run:

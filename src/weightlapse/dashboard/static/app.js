@@ -114,11 +114,16 @@ async function selectTensor(name, keepView = false) {
   if (keepView && [...$("view").options].some((o) => o.value === chosenView)) {
     $("view").value = chosenView;
   }
-  const histogram = api.histograms(state.run, name);
+  const run = state.run;
+  // An answer for a tensor (or run) no longer shown is dropped: its statistics would set
+  // the colour scale of another tensor's picture.
+  const stale = () => state.run !== run || state.tensor !== name;
+  const histogram = api.histograms(run, name);
   if (entry && entry.snapshots.length) {
-    api.fetchFrame(state.run, name, currentStep()); // on its way while the statistics come
+    api.fetchFrame(run, name, currentStep()); // on its way while the statistics come
   }
-  const stats = await api.stats(state.run, name);
+  const stats = await api.stats(run, name);
+  if (stale()) return;
   // One colour scale for every step, symmetric around zero: change stays visible.
   const extremes = stats.stats.min.concat(stats.stats.max).filter((v) => v !== null);
   state.limit = Math.max(1e-12, ...extremes.map(Math.abs));
@@ -129,8 +134,10 @@ async function selectTensor(name, keepView = false) {
   await drawStep(); // the picture first; the charts after it
   loadPlotly();
   await plotlyReady;
+  if (stale()) return;
   Plotly.react("stats", lines, plotLayout("step", "value"));
   const hist = await histogram;
+  if (stale()) return;
   // The server sends value rows (bins) by step columns: Plotly's z as it is.
   Plotly.react("hist", [{
     x: hist.steps, y: hist.values, z: hist.counts, type: "heatmap",
