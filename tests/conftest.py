@@ -55,3 +55,19 @@ def tiny_bert_config():
         intermediate_size=32,
         max_position_embeddings=32,
     )
+
+
+@pytest.fixture
+def store_reads(monkeypatch) -> list[str]:
+    """The keys Zarr's local store reads from now on, in order (which chunks a view read)."""
+    import zarr
+
+    read: list[str] = []
+    get = zarr.storage.LocalStore.get
+
+    async def get_and_note(self, key, *args, **kwargs):
+        read.append(key)
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get_and_note)
+    return read

@@ -3,7 +3,6 @@ buckets, each keeping every series' least and greatest value and its first NaN o
 so a spike is never lost however many steps a run has."""
 
 import numpy as np
-import zarr
 from starlette.testclient import TestClient
 
 import weightlapse
@@ -58,7 +57,7 @@ def test_the_stats_and_scalars_of_a_long_run_are_decimated(tmp_path, monkeypatch
     assert len(hist["steps"]) <= 50
 
 
-def test_histograms_over_a_long_run_read_a_fixed_number_of_blocks_of_steps(tmp_path, monkeypatch):
+def test_histograms_over_a_long_run_read_a_fixed_number_of_blocks_of_steps(tmp_path, store_reads):
     """The histograms over time read at most MAX_HIST_BLOCKS chunks of steps, spread from
     the first to the last, whatever the run's length; inside them, every histogram is
     the one recorded."""
@@ -68,14 +67,8 @@ def test_histograms_over_a_long_run_read_a_fixed_number_of_blocks_of_steps(tmp_p
             run.log(step, {"w": rng.normal(size=40).astype(np.float32)})
     full = weightlapse.open(tmp_path / "r")["w"].histograms
     fresh = weightlapse.open(tmp_path / "r")
-    read: list[str] = []
-    get = zarr.storage.LocalStore.get
-
-    async def get_and_note(self, key, *args, **kwargs):
-        read.append(key)
-        return await get(self, key, *args, **kwargs)
-
-    monkeypatch.setattr(zarr.storage.LocalStore, "get", get_and_note)
+    read = store_reads
+    read.clear()  # the reads of the view alone
     sampled = fresh["w"].sampled_histograms(blocks=3)
     hist_chunks = {k for k in read if "/hist/c/" in k}
     assert {k.split("/c/")[1].split("/")[0] for k in hist_chunks} == {"0", "4", "8"}

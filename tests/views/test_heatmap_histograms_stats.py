@@ -101,11 +101,12 @@ def test_overview_draws_nan_statistics_in_the_nan_colour(tmp_path):
     assert not np.ma.getmaskarray(overlay.get_array()).reshape(1, 2)[0, 1]
 
 
-def test_the_overview_of_a_long_run_reads_a_bounded_number_of_chunks(tmp_path, monkeypatch):
+def test_the_overview_of_a_long_run_reads_a_bounded_number_of_chunks(
+    tmp_path, monkeypatch, store_reads
+):
     """Over more steps than its columns, the overview reads the statistics of at most
     SPREAD_BLOCKS evenly spread chunks of steps (first and last among them), and every
     cell it draws is the value recorded at its step."""
-    import zarr
 
     from weightlapse.store import layout
 
@@ -116,14 +117,8 @@ def test_the_overview_of_a_long_run_reads_a_bounded_number_of_chunks(tmp_path, m
         for step in range(total):
             r.log(step, {"w": np.full(4, float(step)), "b": np.full(2, -float(step))})
     run = weightlapse.open(tmp_path / "r")
-    read: list[str] = []
-    get = zarr.storage.LocalStore.get
-
-    async def get_and_note(self, key, *args, **kwargs):
-        read.append(key)
-        return await get(self, key, *args, **kwargs)
-
-    monkeypatch.setattr(zarr.storage.LocalStore, "get", get_and_note)
+    read = store_reads
+    read.clear()  # the reads of the view alone
     fig = weightlapse.overview(run, stat="max", relative=False, columns=40)
     blocks = {int(k.split("/c/")[1].split("/")[0]) for k in read if "param/stats/c/" in k}
     assert len(blocks) == 3 and {0, 9} <= blocks
