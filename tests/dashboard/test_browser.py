@@ -193,6 +193,70 @@ def test_statistics_that_come_late_never_scale_another_tensor(server, page):
     assert wl(page, "limit") == kernel_limit and wl(page, "tensor") == "dense/kernel"
 
 
+def release_and_settle(page, held, url_part):
+    """Lets a held request go on and gives the page's handler of its answer time to run."""
+    with page.expect_response(lambda response: url_part in response.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+
+
+def test_a_frame_that_comes_after_another_tensor_was_picked_is_not_drawn(server, page):
+    """The bias's picture, late, must not land on the canvas under the kernel's name."""
+    url, _ = server
+    page.goto(url)
+    page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
+    page.locator(".tensor[data-name='dense/kernel']").click()
+    page.wait_for_function("() => window.__wl.tensor === 'dense/kernel' && window.__wl.drawn")
+    page.wait_for_function("() => window.__wl.lastStep === 29")
+    kernel_sum = wl(page, "lastSum")
+    held = []
+    page.route("**/api/run/frame/mnist?tensor=dense%2Fbias*", lambda route: held.append(route))
+    page.locator(".tensor[data-name='dense/bias']").click()
+    while not held:
+        page.wait_for_timeout(20)
+    drawn = wl(page, "drawn")
+    page.locator(".tensor[data-name='dense/kernel']").click()
+    page.wait_for_function(f"() => window.__wl.drawn > {drawn}")
+    assert wl(page, "lastSum") == kernel_sum
+    drawn = wl(page, "drawn")
+    release_and_settle(page, held, "dense%2Fbias")
+    assert wl(page, "tensor") == "dense/kernel"
+    assert wl(page, "drawn") == drawn and wl(page, "lastSum") == kernel_sum
+
+
+def test_a_compared_frame_that_comes_after_the_step_moved_is_not_drawn(server, page):
+    """Side by side, both pictures are of the step the slider is at."""
+    url, root = server
+    with weightlapse.create(root / "other", snapshots=1) as run:
+        for step in range(30):
+            run.log(step, {"dense/kernel": np.full((64, 10), 0.01 * step)})
+    page.goto(url)
+    page.wait_for_selector("#runs button[data-name='other']", timeout=15000)
+    page.locator("#runs button[data-name='mnist']").click()
+    page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
+    page.locator(".tensor[data-name='dense/kernel']").click()
+    page.wait_for_function("() => window.__wl.tensor === 'dense/kernel'")
+    page.select_option("#compare", "other")
+    page.wait_for_function("() => window.__wl.lastStepB === 29", timeout=10000)
+    held = []
+    page.route(
+        lambda u: "/api/run/frame/other?" in u and u.endswith("&step=3"),
+        lambda route: held.append(route),
+    )
+
+    def move_slider(index):
+        page.evaluate(f"""() => {{ const s = document.getElementById('slider');
+            s.value = '{index}'; s.dispatchEvent(new Event('input')); }}""")
+
+    move_slider(3)
+    while not held:
+        page.wait_for_timeout(20)
+    move_slider(4)
+    page.wait_for_function("() => window.__wl.lastStepB === 4 && window.__wl.lastStep === 4")
+    release_and_settle(page, held, "other?tensor=dense%2Fkernel&step=3")
+    assert wl(page, "lastStepB") == 4 and wl(page, "lastStep") == 4
+
+
 def test_a_damaged_run_shows_its_one_line_error_in_the_page(server, page):
     url, root = server
     with weightlapse.create(root / "broken", snapshots=1) as run:

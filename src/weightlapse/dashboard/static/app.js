@@ -147,45 +147,53 @@ async function selectTensor(name, keepView = false) {
 }
 
 async function drawScalars() {
-  const data = await api.scalars(state.run);
+  const run = state.run;
+  const data = await api.scalars(run);
   await plotlyReady;
+  if (state.run !== run) return; // another run's curves came late
   const traces = Object.entries(data.series).map(([name, values]) => ({
     x: data.steps, y: values, name, mode: "lines", connectgaps: true,
   }));
   Plotly.react("scalars", traces, plotLayout("step", ""));
 }
 
+// A frame that comes after the step, the tensor or the run changed is dropped: drawn, it
+// would be one step's (or tensor's) picture under another's label.
 async function drawStep() {
   if (!state.info) return;
+  const { run, tensor, compare, compareInfo } = state;
   const step = currentStep();
+  const shown = () => state.run === run && state.tensor === tensor && currentStep() === step;
   const epoch = state.info.epochs[state.index];
   $("step-label").textContent = `step ${step}${epoch >= 0 ? ` · epoch ${epoch}` : ""}` +
     ` (${state.index + 1}/${state.info.steps.length})`;
   // While playing, the charts' cursors wait for the stop: relayout costs more than a frame.
   if (!state.playing) moveCursors(step);
-  if (!state.tensor) return;
-  const entry = tensorEntry(state.tensor);
-  const frame = entry && entry.snapshots.length
-    ? await api.fetchFrame(state.run, state.tensor, step) : null;
-  if (frame && currentStep() === step) {
-    drawFrame("frame-canvas", frame, `${state.run} · snapshot at step ${frame.step}`);
+  if (!tensor) return;
+  const entry = tensorEntry(tensor);
+  const frame = entry && entry.snapshots.length ? await api.fetchFrame(run, tensor, step) : null;
+  if (!shown()) return;
+  if (frame) {
+    drawFrame("frame-canvas", frame, `${run} · snapshot at step ${frame.step}`);
     state.drawn += 1;
     state.lastStep = frame.step;
     state.lastSum = frame.sum;
-  } else if (!frame) {
-    $("frame-note").textContent = `${state.tensor}: no snapshot to draw (statistics only)`;
+  } else {
+    $("frame-note").textContent = `${tensor}: no snapshot to draw (statistics only)`;
   }
-  const other = state.compare && tensorEntry(state.tensor, state.compareInfo);
-  $("compare-box").hidden = !state.compare;
-  if (state.compare) {
-    $("compare-title").textContent = `${state.compare}: ${state.tensor}`;
+  const other = compare && tensorEntry(tensor, compareInfo);
+  $("compare-box").hidden = !compare;
+  if (compare) {
+    $("compare-title").textContent = `${compare}: ${tensor}`;
     const shot = other && other.snapshots.length
-      ? await api.fetchFrame(state.compare, state.tensor, step) : null;
+      ? await api.fetchFrame(compare, tensor, step) : null;
+    if (!shown() || state.compare !== compare) return;
     if (shot) {
-      drawFrame("frame-b-canvas", shot, `${state.compare} · snapshot at step ${shot.step}`);
+      drawFrame("frame-b-canvas", shot, `${compare} · snapshot at step ${shot.step}`);
       state.drawnB = (state.drawnB || 0) + 1;
+      state.lastStepB = shot.step;
     } else {
-      $("frame-b-note").textContent = `${state.compare} has no snapshot of ${state.tensor}`;
+      $("frame-b-note").textContent = `${compare} has no snapshot of ${tensor}`;
     }
   }
   if (!state.playing) drawView();
@@ -291,8 +299,12 @@ $("slider").addEventListener("input", () => {
 $("play").addEventListener("click", play);
 $("view").addEventListener("change", drawView);
 $("compare").addEventListener("change", async () => {
-  state.compare = $("compare").value;
-  state.compareInfo = state.compare ? await api.info(state.compare).catch(() => null) : null;
+  const name = $("compare").value; // the compared run and its info change together
+  state.comparing = name;
+  const info = name ? await api.info(name).catch(() => null) : null;
+  if (state.comparing !== name) return;
+  state.compare = name;
+  state.compareInfo = info;
   drawStep();
 });
 $("search").addEventListener("input", filterTree);
