@@ -59,6 +59,31 @@ def wl(page, expression):
     return page.evaluate(f"() => window.__wl.{expression}")
 
 
+def move_slider(page, index):
+    page.evaluate(f"""() => {{ const s = document.getElementById('slider');
+        s.value = '{index}'; s.dispatchEvent(new Event('input')); }}""")
+
+
+def hold(page, match) -> list:
+    """Requests matching `match` (a glob or a predicate of the URL) wait in the returned
+    list until the test lets them go on: an answer made to come late."""
+    held: list = []
+    page.route(match, lambda route: held.append(route))  # a bound builtin will not do
+    return held
+
+
+def wait_until_held(page, held):
+    while not held:
+        page.wait_for_timeout(20)
+
+
+def release_and_settle(page, held, url_part):
+    """Lets a held request go on and gives the page's handler of its answer time to run."""
+    with page.expect_response(lambda response: url_part in response.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+
+
 @pytest.mark.slow
 def test_pick_a_run_and_a_tensor_move_the_slider_and_play(server, page):
     url, _ = server
@@ -70,8 +95,7 @@ def test_pick_a_run_and_a_tensor_move_the_slider_and_play(server, page):
     assert wl(page, "lastStep") == 29  # the newest step first
     before = page.locator("#frame").screenshot()
     first_sum = wl(page, "lastSum")
-    page.evaluate("""() => { const s = document.getElementById('slider');
-        s.value = '3'; s.dispatchEvent(new Event('input')); }""")
+    move_slider(page, 3)
     page.wait_for_function("() => window.__wl.lastStep === 3")
     assert "step 3 · epoch 0" in page.locator("#step-label").text_content()
     assert wl(page, "lastSum") != first_sum
@@ -153,11 +177,9 @@ def test_a_run_and_its_info_change_together(server, page):
     page.wait_for_selector("#runs button[data-name='other']", timeout=15000)
     page.locator("#runs button[data-name='mnist']").click()
     page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
-    held = []
-    page.route("**/api/run/info/other*", lambda route: held.append(route))  # held here
+    held = hold(page, "**/api/run/info/other*")
     page.locator("#runs button[data-name='other']").click()
-    while not held:
-        page.wait_for_timeout(20)
+    wait_until_held(page, held)
     assert wl(page, "run") == "mnist" and wl(page, "info.steps.length") == 30
     held[0].continue_()
     page.wait_for_function("() => window.__wl.run === 'other'")
@@ -179,25 +201,14 @@ def test_statistics_that_come_late_never_scale_another_tensor(server, page):
     page.wait_for_function("() => window.__wl.run === 'mnist' && window.__wl.tensor")
     page.locator(".tensor[data-name='dense/kernel']").click()
     page.wait_for_function(f"() => window.__wl.limit === {kernel_limit!r}")
-    held = []
-    page.route("**/api/run/stats/mnist?tensor=dense%2Fbias*", lambda route: held.append(route))
+    held = hold(page, "**/api/run/stats/mnist?tensor=dense%2Fbias*")
     page.locator(".tensor[data-name='dense/bias']").click()
-    while not held:
-        page.wait_for_timeout(20)
+    wait_until_held(page, held)
     page.locator(".tensor[data-name='dense/kernel']").click()
     page.wait_for_function("() => window.__wl.tensor === 'dense/kernel'")
     page.wait_for_function(f"() => window.__wl.limit === {kernel_limit!r}")
-    with page.expect_response(lambda response: "dense%2Fbias" in response.url):
-        held[0].continue_()
-    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")  # its handler runs
+    release_and_settle(page, held, "dense%2Fbias")
     assert wl(page, "limit") == kernel_limit and wl(page, "tensor") == "dense/kernel"
-
-
-def release_and_settle(page, held, url_part):
-    """Lets a held request go on and gives the page's handler of its answer time to run."""
-    with page.expect_response(lambda response: url_part in response.url):
-        held[0].continue_()
-    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
 
 
 def test_a_frame_that_comes_after_another_tensor_was_picked_is_not_drawn(server, page):
@@ -209,11 +220,9 @@ def test_a_frame_that_comes_after_another_tensor_was_picked_is_not_drawn(server,
     page.wait_for_function("() => window.__wl.tensor === 'dense/kernel' && window.__wl.drawn")
     page.wait_for_function("() => window.__wl.lastStep === 29")
     kernel_sum = wl(page, "lastSum")
-    held = []
-    page.route("**/api/run/frame/mnist?tensor=dense%2Fbias*", lambda route: held.append(route))
+    held = hold(page, "**/api/run/frame/mnist?tensor=dense%2Fbias*")
     page.locator(".tensor[data-name='dense/bias']").click()
-    while not held:
-        page.wait_for_timeout(20)
+    wait_until_held(page, held)
     drawn = wl(page, "drawn")
     page.locator(".tensor[data-name='dense/kernel']").click()
     page.wait_for_function(f"() => window.__wl.drawn > {drawn}")
@@ -238,20 +247,10 @@ def test_a_compared_frame_that_comes_after_the_step_moved_is_not_drawn(server, p
     page.wait_for_function("() => window.__wl.tensor === 'dense/kernel'")
     page.select_option("#compare", "other")
     page.wait_for_function("() => window.__wl.lastStepB === 29", timeout=10000)
-    held = []
-    page.route(
-        lambda u: "/api/run/frame/other?" in u and u.endswith("&step=3"),
-        lambda route: held.append(route),
-    )
-
-    def move_slider(index):
-        page.evaluate(f"""() => {{ const s = document.getElementById('slider');
-            s.value = '{index}'; s.dispatchEvent(new Event('input')); }}""")
-
-    move_slider(3)
-    while not held:
-        page.wait_for_timeout(20)
-    move_slider(4)
+    held = hold(page, lambda u: "/api/run/frame/other?" in u and u.endswith("&step=3"))
+    move_slider(page, 3)
+    wait_until_held(page, held)
+    move_slider(page, 4)
     page.wait_for_function("() => window.__wl.lastStepB === 4 && window.__wl.lastStep === 4")
     release_and_settle(page, held, "other?tensor=dense%2Fkernel&step=3")
     assert wl(page, "lastStepB") == 4 and wl(page, "lastStep") == 4

@@ -5,7 +5,7 @@ import {
   $, drawFrame, el, filterTree, loadPlotly, moveCursors, plotLayout, plotlyReady, renderTree,
   renderViewChoices,
 } from "./render.js";
-import { currentStep, state } from "./state.js";
+import { currentStep, showing, state } from "./state.js";
 
 // ---- runs -------------------------------------------------------------------------
 // The runs list: from /api/runs at start, then from each server-sent change.
@@ -115,9 +115,8 @@ async function selectTensor(name, keepView = false) {
     $("view").value = chosenView;
   }
   const run = state.run;
-  // An answer for a tensor (or run) no longer shown is dropped: its statistics would set
-  // the colour scale of another tensor's picture.
-  const stale = () => state.run !== run || state.tensor !== name;
+  // Statistics of a tensor no longer shown would set the colour scale of another's picture.
+  const stale = () => !showing(run, name);
   const histogram = api.histograms(run, name);
   if (entry && entry.snapshots.length) {
     api.fetchFrame(run, name, currentStep()); // on its way while the statistics come
@@ -163,7 +162,7 @@ async function drawStep() {
   if (!state.info) return;
   const { run, tensor, compare, compareInfo } = state;
   const step = currentStep();
-  const shown = () => state.run === run && state.tensor === tensor && currentStep() === step;
+  const shown = () => showing(run, tensor) && currentStep() === step;
   const epoch = state.info.epochs[state.index];
   $("step-label").textContent = `step ${step}${epoch >= 0 ? ` · epoch ${epoch}` : ""}` +
     ` (${state.index + 1}/${state.info.steps.length})`;
@@ -190,7 +189,7 @@ async function drawStep() {
     if (!shown() || state.compare !== compare) return;
     if (shot) {
       drawFrame("frame-b-canvas", shot, `${compare} · snapshot at step ${shot.step}`);
-      state.drawnB = (state.drawnB || 0) + 1;
+      state.drawnB += 1;
       state.lastStepB = shot.step;
     } else {
       $("frame-b-note").textContent = `${compare} has no snapshot of ${tensor}`;
