@@ -169,15 +169,15 @@ def test_many_small_tensors_together_equal_one_at_a_time(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_summary_in_place_equals_the_one_from_a_copy(dtype):
     """`summarize_in_place` (each big tensor where it lies, the small ones gathered) gives
-    the copy's numbers, bit for bit, also for tensors of several blocks, empty ones, NaN
-    and Inf, and the probes of every tensor in their own order."""
+    the copy's numbers, bit for bit, also for big tensors, empty ones, NaN and Inf, and
+    the probes of every tensor in their own order."""
     from weightlapse.record.inplace import summarize_in_place
-    from weightlapse.record.stats import BLOCK, summarize_host
+    from weightlapse.record.stats import summarize_host
 
     rng = np.random.default_rng(1)
-    sizes = [0, 1, 5, 3 * BLOCK + 17, 4096, 4097, 3, 70_000]
+    sizes = [0, 1, 5, 200_017, 4096, 4097, 3, 70_000]
     arrays = [rng.normal(size=s).astype(dtype) for s in sizes]
-    arrays[3][BLOCK + 5] = np.nan
+    arrays[3][65_541] = np.nan
     arrays[5][0] = -np.inf
     arrays[6][:] = 0
     segments = Segments.build(sizes, [choose_probes(s, 6, i) for i, s in enumerate(sizes)])
@@ -191,3 +191,32 @@ def test_a_summary_in_place_equals_the_one_from_a_copy(dtype):
     for i, a in enumerate(arrays):
         if a.size:
             np.testing.assert_allclose(got.stats[i, :6], reference(a)[0][:6], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_spread_of_values_far_from_zero_is_exact(dtype):
+    """Values near 1000 that differ by 1e-3 (a LayerNorm scale, a bias that drifted): a
+    one-pass variance from sums of squares would lose every digit in float32; the sums
+    of deviations taken in float64 keep the spread the values have."""
+    from weightlapse.record.stats import summarize_host
+
+    rng = np.random.default_rng(3)
+    sizes = [100_000, 300]  # one big (NumPy's min/max), one small (compiled)
+    arrays = [(1000 + rng.normal(scale=1e-3, size=s)).astype(dtype) for s in sizes]
+    got = summarize_host(np.concatenate(arrays), Segments.build(sizes, [np.arange(0)] * 2))
+    for i, a in enumerate(arrays):
+        exact = a.astype(np.float64)
+        np.testing.assert_allclose(got.stats[i, 3], exact.std(), rtol=1e-9)
+        np.testing.assert_allclose(got.stats[i, 2], exact.mean(), rtol=1e-12)
+        np.testing.assert_array_equal(got.counts[i], reference(a)[1])
+
+
+def test_a_spread_too_narrow_for_float32_bins_is_binned_in_float64():
+    """Values 1e-38 apart: 64 bins over that width need a scale past float32's largest;
+    they are binned in float64, where np.histogram puts them, never outside the row."""
+    from weightlapse.record.stats import summarize_host
+
+    a = np.array([0.0, 1e-38, 5e-39, 2.5e-39], np.float32)
+    got = summarize_host(a, Segments.build([a.size], [np.arange(0)]))
+    np.testing.assert_array_equal(got.counts[0], reference(a)[1])
+    assert got.counts[0].sum() == a.size

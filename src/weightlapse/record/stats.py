@@ -89,6 +89,11 @@ class Segments:
     probe_counts: np.ndarray  # (T,) how many probes each tensor has
 
     @cached_property
+    def offsets(self) -> np.ndarray:
+        """(T,) where each tensor starts in the flat vector."""
+        return np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+
+    @cached_property
     def segment_ids(self) -> np.ndarray:
         """(N,) the tensor of every element: for reductions on a device only (8 bytes an
         element: 1.6 GB for a 200M-element tensor, so never built on the host path)."""
@@ -99,7 +104,7 @@ class Segments:
         """How the host path takes these tensors from their own memory: the small ones (up
         to SMALL elements) together, each bigger one alone. Per group: which tensors,
         their Segments laid end to end, and where their probes sit in this order."""
-        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        offsets = self.offsets
         firsts = np.concatenate([[0], np.cumsum(self.probe_counts)]).astype(np.int64)
         small = np.flatnonzero(self.sizes <= SMALL)
         chosen_groups = [small] if len(small) else []
@@ -214,180 +219,84 @@ def summarize(
 def summarize_host(
     flat: np.ndarray, segments: Segments, bins: int = DEFAULT_BINS, histograms: bool = True
 ) -> Summary:
-    """The numbers `summarize` gives, from a host copy (float32 or float64), one tensor
-    slice at a time.
+    """The numbers `summarize` gives, from a host array (float32 or float64) holding the
+    tensors end to end. The recorder runs it on the writer thread, or on the training
+    thread when the writer is behind.
 
-    On a CPU this is several times faster than segment reductions: contiguous slices
-    need no scatter, and a finite sum of squares proves a tensor has no NaN or Inf, so
-    the common case needs no masks. Otherwise the finite values are taken in float64 and
-    divided by their largest magnitude first, so no statistic overflows (an L2 of 1e300
-    is 1e300, not Inf). The recorder runs it on the writer thread.
+    Compiled passes (record/kernels.py) sum every tensor in one call, in float64, with no
+    copy; a tensor whose sums come out finite has no NaN or Inf, so the common case needs
+    no masks. The others are taken apart here: their finite values in float64, divided
+    by their largest magnitude first, so no statistic overflows (an L2 of 1e300 is 1e300,
+    not Inf).
     """
-    n = len(segments.sizes)
+    sizes = segments.sizes
+    n = len(sizes)
     stats = np.full((n, len(STAT_NAMES)), np.nan)
     counts = np.zeros((n, bins), dtype=np.int64)
-    scratch = np.empty(min(int(segments.sizes.max(initial=0)), BLOCK), dtype=flat.dtype)
-    sizes = segments.sizes
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        small = np.flatnonzero((sizes > 0) & (sizes <= SMALL))
-        done = np.zeros(n, dtype=bool)
-        if len(small) >= 2:  # small tensors: a few vectorised passes for all
-            done[small] = _summarize_small(
-                flat, sizes, offsets, small, stats, counts, bins, histograms
-            )
-        for t, size in enumerate(sizes.tolist()):
-            if size == 0 or done[t]:
-                continue
-            a = flat[offsets[t] : offsets[t] + size]
-            zero_frac = _zeros(a) / size
-            sq = float(np.dot(a, a))
-            if np.isfinite(sq):
-                stats[t] = _moments(a, sq, scratch, 1.0, counts[t], bins, histograms)
-                stats[t, 6:] = (zero_frac, 0, 0)
-                continue
-            mask = np.isfinite(a)
-            n_nan = int(np.isnan(a).sum())
-            n_inf = size - n_nan - int(mask.sum())
-            finite = a[mask].astype(np.float64)
-            stats[t, 6:] = (zero_frac, n_nan, n_inf)
-            if finite.size == 0:
-                continue
-            scale = float(np.max(np.abs(finite)))
-            scale = scale if scale > 0 else 1.0
-            unit = finite / scale  # |unit| <= 1: its squares and sums cannot overflow
-            sq_unit = float(np.dot(unit, unit))
-            work = np.empty(min(unit.size, BLOCK), dtype=unit.dtype)
-            stats[t, :6] = _moments(unit, sq_unit, work, scale, counts[t], bins, histograms)[:6]
-            stats[t, :2] = (float(finite.min()), float(finite.max()))  # exact, not rescaled
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        done = _finite_rows(flat, segments.offsets, sizes, stats, counts, histograms)
+        for t in np.flatnonzero(~done & (sizes > 0)).tolist():
+            start = int(segments.offsets[t])
+            a = flat[start : start + int(sizes[t])]
+            _non_finite_row(a, stats[t], counts[t], histograms)
     probes = flat[segments.probe_index].astype(np.float64)
     return Summary(stats=stats, counts=counts, probes=probes)
 
 
-# Tensors up to this size are summarised together, by segment (np.*.reduceat): a
-# per-tensor loop costs ~20 NumPy calls a tensor, 0.4 s a step for 10,000 of them.
+# Tensors up to this size take their min and max in one compiled loop for all of them;
+# a bigger one takes NumPy's two SIMD passes. (And summarize_in_place gathers tensors up
+# to this size into one array.)
 SMALL = 4096
 
 
-def _summarize_small(
+def _finite_rows(
     flat: np.ndarray,
-    sizes: np.ndarray,
     offsets: np.ndarray,
-    chosen: np.ndarray,
+    sizes: np.ndarray,
     stats: np.ndarray,
     counts: np.ndarray,
-    bins: int,
-    histograms: bool = True,
+    histograms: bool,
 ) -> np.ndarray:
-    """Fills `stats` and (`histograms`) `counts` rows of the `chosen` tensors (all small,
-    none empty) whose values are all finite; returns which those were (the others take
-    the loop)."""
-    sub_sizes = sizes[chosen]
-    ends = np.cumsum(sub_sizes)
-    local = ends - sub_sizes  # where each tensor starts in x
-    pos = (
-        np.arange(int(ends[-1]))
-        - np.repeat(local, sub_sizes)
-        + np.repeat(offsets[chosen], sub_sizes)
-    )
-    x = flat[pos]
-    x64 = x.astype(np.float64)
-    sq = np.add.reduceat(x64 * x64, local)
-    finite = np.isfinite(sq)
-    if not finite.all():
-        bad = np.repeat(~finite, sub_sizes)
-        x, x64 = np.where(bad, 0, x).astype(x.dtype), np.where(bad, 0.0, x64)
-    m = sub_sizes.astype(np.float64)
-    lo = np.minimum.reduceat(x64, local)
-    hi = np.maximum.reduceat(x64, local)
-    mean = np.add.reduceat(x64, local) / m
-    dev = x64 - np.repeat(mean, sub_sizes)
-    rows = np.stack(
-        [
-            lo,
-            hi,
-            mean,
-            np.sqrt(np.add.reduceat(dev * dev, local) / m),
-            np.sqrt(sq),
-            np.add.reduceat(np.abs(x64), local) / m,
-            np.add.reduceat((x64 == 0).astype(np.int64), local) / m,
-            np.zeros_like(m),
-            np.zeros_like(m),
-        ],
-        axis=1,
-    )
-    stats[chosen[finite]] = rows[finite]
-    if not histograms:
-        return finite  # counts stay zero: no histogram at this step
-    # bins as the per-tensor path takes them, in the copy's own dtype
-    width = hi - lo
-    scale = np.where(width > 0, bins / np.where(width > 0, width, 1.0), 0.0)
-    kind = x.dtype.type
-    binned = (x - np.repeat(lo.astype(kind), sub_sizes)) * np.repeat(scale.astype(kind), sub_sizes)
-    index = np.minimum(binned, bins - 1).astype(np.int64)
-    which = np.repeat(np.arange(len(chosen)), sub_sizes)
-    hist = np.bincount(which * bins + index, minlength=len(chosen) * bins).reshape(-1, bins)
-    counts[chosen[finite]] = hist[finite]
-    return finite
+    """Fills the `stats` and (`histograms`) `counts` rows of the tensors whose values are
+    all finite (and whose squares sum without overflow); returns which those were."""
+    from weightlapse.record import kernels  # numba: loaded when the host path is used
+
+    lo = np.full(len(sizes), np.inf)
+    hi = np.full(len(sizes), -np.inf)
+    for t in np.flatnonzero(sizes > SMALL).tolist():  # NumPy's SIMD passes: faster here
+        a = flat[int(offsets[t]) : int(offsets[t] + sizes[t])]
+        lo[t], hi[t] = a.min(), a.max()  # NaN if there is one
+    done = kernels.segment_stats(flat, offsets, sizes, SMALL, lo, hi, stats)
+    if histograms:
+        width = hi - lo
+        spread = done & (width > 0)
+        scale = np.where(spread, counts.shape[1] / np.where(spread, width, 1.0), 0.0)
+        chosen = np.flatnonzero(spread)
+        kernels.segment_histograms(flat, offsets, sizes, chosen, lo, scale, counts)
+        one_value = done & (width == 0)
+        counts[one_value, 0] = sizes[one_value]  # one value: all in the first bin
+    return done
 
 
-# Element-wise work goes a block at a time, so a tensor of 200M elements needs no copy of
-# itself. Small blocks, because the scratch and the histogram's temporaries are fresh
-# allocations every step: at 2**20 elements the allocator hands them back to the kernel
-# and every step pays the page faults again (a 200K-element tensor's statistics and
-# histogram took 1.74 ms; at 2**16, 0.52 ms), and they stay in the cache besides.
-BLOCK = 1 << 16
-
-
-def _blocks(size: int) -> range:
-    return range(0, size, BLOCK)
-
-
-def _zeros(a: np.ndarray) -> int:
-    return sum(int(np.count_nonzero(a[i : i + BLOCK] == 0)) for i in _blocks(a.size))
-
-
-def _moments(
-    a: np.ndarray,
-    sq: float,
-    scratch: np.ndarray,
-    scale: float,
-    counts: np.ndarray,
-    bins: int,
-    histograms: bool = True,
-) -> np.ndarray:
-    """min, max, mean, std, l2, mean |x| of `a` * scale (all finite), and (`histograms`)
-    its histogram into `counts`; `sq` is a·a and `scratch` a buffer of up to BLOCK."""
-    m = a.size
-    lo, hi = float(a.min()), float(a.max())
-    # NumPy sums pairwise in the array's own dtype: float32 sums of 10**6 values are
-    # good to ~1e-7 relative to the sum of magnitudes, at half the cost of float64.
-    mean = float(a.sum()) / m
-    sq_dev = abs_total = 0.0
-    binning = histograms and hi > lo
-    for i in _blocks(m):
-        block = a[i : i + BLOCK]
-        work = scratch[: block.size]
-        np.subtract(block, work.dtype.type(mean), out=work)
-        sq_dev += float(np.dot(work, work))
-        abs_total += float(np.abs(block, out=work).sum())
-        if binning:
-            np.subtract(block, work.dtype.type(lo), out=work)
-            np.multiply(work, work.dtype.type(bins / (hi - lo)), out=work)
-            np.minimum(work, bins - 1, out=work)
-            counts += np.bincount(work.astype(np.int32), minlength=bins)[:bins]
-    if histograms and not binning:
-        counts[0] = m  # one value: all in the first bin
-    out = np.full(len(STAT_NAMES), np.nan)
-    out[:6] = (
-        lo * scale,
-        hi * scale,
-        mean * scale,
-        np.sqrt(sq_dev / m) * scale,
-        np.sqrt(sq) * scale,
-        abs_total / m * scale,
-    )
-    return out
+def _non_finite_row(a: np.ndarray, stats: np.ndarray, counts: np.ndarray, histograms: bool) -> None:
+    """One tensor with NaN or Inf (or squares past float64): NaN and Inf counted, every
+    other statistic and the histogram from its finite values."""
+    size = a.size
+    finite_mask = np.isfinite(a)
+    n_nan = int(np.isnan(a).sum())
+    stats[6:] = (np.count_nonzero(a == 0) / size, n_nan, size - n_nan - int(finite_mask.sum()))
+    finite = a[finite_mask].astype(np.float64)
+    if finite.size == 0:
+        return  # nothing finite: no min, max, moments or histogram
+    scale = float(np.max(np.abs(finite)))
+    scale = scale if scale > 0 else 1.0
+    unit = finite / scale  # |unit| <= 1: its squares and sums cannot overflow
+    one = np.array([unit.size], dtype=np.int64)
+    row = np.full((1, len(STAT_NAMES)), np.nan)
+    row_counts = counts.reshape(1, -1)
+    _finite_rows(unit, np.zeros(1, dtype=np.int64), one, row, row_counts, histograms)
+    stats[:6] = row[0, :6] * scale
+    stats[:2] = (float(finite.min()), float(finite.max()))  # exact, not rescaled
 
 
 def choose_probes(size: int, max_probes: int, seed: int) -> np.ndarray:
