@@ -1,7 +1,7 @@
 """What a kill -9 loses: train the 269K-parameter MLP under `watch()` defaults in another
 process, kill it at a few moments, and compare the steps it had taken with the steps
 the run holds. The promise (README): at most the steps since the last flush, which is
-every `flush_seconds` (2 s) or 256 steps.
+every `flush_seconds` (2 s) or 4,096 steps.
 
     python bench/kill9.py [--seconds 3,5,8,13]
 """

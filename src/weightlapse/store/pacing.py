@@ -12,6 +12,16 @@ def now() -> float:
     return time.monotonic()
 
 
+# A flush is due at this many buffered steps at the latest (the time rules below come
+# first for any step slower than half a millisecond). Each flush costs Zarr a metadata
+# write per growing array and a re-encoded partial chunk, in Python threads that share
+# the GIL with training: at 256 steps the MLP of bench/overhead.py (about 1,000 steps a
+# second) flushed four times a second, and Zarr's threads took 60 us of CPU a step; at
+# 4,096, 20 us (hooks-only loop, /proc thread times). Memory is bounded apart from this
+# (StoreWriter's max_pending_bytes).
+FLUSH_STEPS = 4096
+
+
 def flush_due(
     buffered: int,
     oldest_age: float,

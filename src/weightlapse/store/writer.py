@@ -25,7 +25,12 @@ from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
 from weightlapse.store.messages import Flush, Handover, Message, Meta, Register, Step, iter_queue
 from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
-from weightlapse.store.pacing import flush_due, lower_priority_of_this_thread, now
+from weightlapse.store.pacing import (
+    FLUSH_STEPS,
+    flush_due,
+    lower_priority_of_this_thread,
+    now,
+)
 from weightlapse.store.records import StepRecord, TensorInfo, WrittenSnapshot
 from weightlapse.store.regions import Part, Region, RegionWriter
 from weightlapse.store.rows import step_blocks
@@ -46,7 +51,7 @@ class StoreWriter:
         meta: dict[str, Any] | None = None,
         bins: int = 64,
         flush_seconds: float = 2.0,
-        flush_steps: int = layout.CHUNK_STEPS,
+        flush_steps: int = FLUSH_STEPS,
         max_pending_bytes: int = 256 * 2**20,
         overwrite: bool = False,
         resume: bool = False,
