@@ -554,3 +554,33 @@ def test_a_writer_behind_leaves_statistics_to_the_step_in_place_and_they_are_the
             l2 = float(np.linalg.norm(got[name].at(step).astype(np.float64)))
             row = steps.index(step)
             np.testing.assert_allclose(got[name].stats["l2"][row], l2, rtol=1e-6)
+
+
+def test_a_parameter_given_new_memory_is_recorded_from_it(tmp_path, monkeypatch):
+    """Views of a parameter's memory are kept from step to step (record/torch_ops.py);
+    after `p.data = ...` (new memory, or the same memory transposed) the statistics and
+    probes are the new tensor's, not the old memory's."""
+    from weightlapse.store.writer import StoreWriter
+
+    monkeypatch.setattr(StoreWriter, "behind", property(lambda self: True))  # in place
+    layer = torch.nn.Linear(3, 4, bias=False)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.0)
+    values = {}
+    with weightlapse.torch.watch(layer, tmp_path / "r", optimizer=opt, snapshots=None):
+        for step in range(1, 4):
+            if step == 2:
+                layer.weight.data = torch.full((4, 3), 7.0)
+            if step == 3:  # same shape, new memory laid out by rows of another tensor
+                layer.weight.data = torch.arange(12.0).reshape(3, 4).t().contiguous()
+            opt.zero_grad()
+            layer(torch.ones(1, 3)).sum().backward()
+            opt.step()
+            values[step] = layer.weight.detach().numpy().reshape(-1).copy()
+    kernel = weightlapse.open(tmp_path / "r")["weight"]
+    stats, probes = kernel.stats, kernel.trajectory()
+    for step, want in values.items():
+        row = list(stats.steps).index(step)
+        assert stats["max"][row] == want.max()
+        np.testing.assert_allclose(stats["mean"][row], want.astype(np.float64).mean(), rtol=1e-12)
+        at = [want.reshape(4, 3)[e] for e in probes.elements]
+        np.testing.assert_array_equal(probes.values[list(probes.steps).index(step)], at)
