@@ -12,9 +12,9 @@ histograms, no snapshots), then statistics and histograms (no snapshots).
 
 Each cell is (recorded step time + close) / plain step time, the median over rounds.
 Also printed: bytes on disk per step, the steps (and seconds of training) not yet
-committed when training ended, and each variant's peak RSS, from one more run of it in a
-process of its own (one process's peak cannot tell the variants apart). The transformer
-(25.2M parameters) runs a tenth of the steps.
+committed when training ended, the seconds `close()` took, and each variant's peak RSS,
+from one more run of it in a process of its own (one process's peak cannot tell the
+variants apart). The transformer (25.2M parameters) runs a tenth of the steps.
 """
 
 from __future__ import annotations
@@ -233,10 +233,11 @@ def main() -> None:
                 behind = statistics.median(x["behind"] for x in results[variant])
                 behind_s = statistics.median(x["behind_s"] for x in results[variant])
                 per_step = statistics.median(x["bytes"] for x in results[variant])
+                closing = statistics.median(x["total"] - x["trained"] for x in results[variant])
                 extras.append(
                     f"{name}, {variant}: {per_step / 1024:.1f} KiB on disk per step, "
                     f"{behind:.0f} steps ({behind_s:.1f} s of training) uncommitted when "
-                    "training ended"
+                    f"training ended, close() {closing:.2f} s"
                 )
         print(f"| {name} | {plain * 1e3:.2f} ms | " + " | ".join(cells) + " |")
         peaks = ", ".join(f"{v} {peak_rss_mib(name, v, steps):.0f} MiB" for v in variants)
