@@ -48,6 +48,7 @@ def tensors() -> list[np.ndarray]:
         np.full((2, 3), 0.25, np.float32),  # constant: zero width
         np.zeros(11, np.float32),
         np.array([1e20, -3e20, 1.0, 0.0], np.float32),  # finite, but squares overflow
+        np.array([0.0, 1e-38, 3e-39, 7e-39], np.float32),  # bins / spread past float32
     ]
 
 
@@ -220,3 +221,14 @@ def test_a_spread_too_narrow_for_float32_bins_is_binned_in_float64():
     got = summarize_host(a, Segments.build([a.size], [np.arange(0)]))
     np.testing.assert_array_equal(got.counts[0], reference(a)[1])
     assert got.counts[0].sum() == a.size
+
+
+def test_a_sharded_rank_bins_a_spread_too_narrow_for_float32():
+    """A rank's histogram on the agreed edges (record/torch_shards.py) takes the same
+    float64 way out as the host when bins / spread passes float32's largest."""
+    torch = pytest.importorskip("torch")
+    from weightlapse.record.torch_shards import _bin
+
+    a = np.array([0.0, 1e-38, 3e-39, 7e-39], np.float32)
+    got = _bin(torch.from_numpy(a), 0.0, float(a.max()), 64).numpy()
+    np.testing.assert_array_equal(got, reference(a)[1])

@@ -185,7 +185,12 @@ def summarize(
     parts = [lo, hi, mean, sq_dev / denom, sq, abs_total / denom, n_zero, n_nan, n_finite]
     parts.append(scale_by)
     if histograms:
-        bin_of = ops.bin_index((x - lo_seg) * scale, bins)
+        # A spread under bins / float32's largest (values 1e-38 apart, underflowing
+        # gradients) makes the scale Inf, and (lo - lo) * Inf NaN: divide those instead.
+        fits = ops.isfinite(scale)
+        offset = x - lo_seg
+        spread = offset / ops.where(width > 0, width, 1.0) * bins
+        bin_of = ops.bin_index(ops.where(fits, offset * ops.where(fits, scale, 0.0), spread), bins)
         parts.append(ops.segment_count(finite, seg * bins + bin_of, n * bins))
     parts.append(ops.take(flat, probe_index))
     host = ops.pack_to_host(parts)

@@ -236,6 +236,8 @@ def _bin(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
         return torch.zeros(bins, dtype=torch.int64, device=x.device)
     scale = bins / (hi - lo) if hi > lo else 0.0
     kind = x.dtype
+    if not torch.isfinite(torch.tensor(scale, dtype=kind)):  # a spread past the dtype's
+        x, kind = x.double(), torch.float64  # reach (values 1e-38 apart): in float64
     index = ((x - torch.tensor(lo, dtype=kind)) * torch.tensor(scale, dtype=kind)).clamp(
         0, bins - 1
     )
