@@ -27,6 +27,7 @@ from weightlapse.store.messages import Flush, Handover, Message, Meta, Register,
 from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
 from weightlapse.store.pacing import (
     FLUSH_STEPS,
+    WRITER_NAP,
     flush_due,
     lower_priority_of_this_thread,
     now,
@@ -253,6 +254,8 @@ class StoreWriter:
                     last_beat = time.monotonic()
                 if message is not None:
                     self._count_handled()
+                if message is not None and WRITER_NAP and self._queue.empty():
+                    self._handover.wait(WRITER_NAP)  # caught up: let steps gather
             except BaseException as exc:  # the training thread must learn of it, not die
                 self._stop_on(exc, message)
                 return
