@@ -232,3 +232,25 @@ def test_a_sharded_rank_bins_a_spread_too_narrow_for_float32():
     a = np.array([0.0, 1e-38, 3e-39, 7e-39], np.float32)
     got = _bin(torch.from_numpy(a), 0.0, float(a.max()), 64).numpy()
     np.testing.assert_array_equal(got, reference(a)[1])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a.astype(">f4"),  # big-endian, as some checkpoint files hold them
+        lambda a: a.astype(np.float16),
+        lambda a: np.repeat(a, 2)[::2],  # strided
+    ],
+    ids=["big-endian", "float16", "strided"],
+)
+def test_values_the_kernels_do_not_compile_for_are_summarised_alike(make):
+    """The compiled kernels take float32 and float64 in one contiguous piece; anything
+    else is converted first, and gives the statistics the obvious way gives."""
+    from weightlapse.record.stats import summarize_host
+
+    a = make(np.random.default_rng(4).normal(size=5000).astype(np.float32))
+    got = summarize_host(a, Segments.build([a.size], [np.arange(3)]))
+    stats, counts = reference(a)
+    np.testing.assert_allclose(got.stats[0], stats, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(got.counts[0], counts)
+    np.testing.assert_array_equal(got.probes, a[:3].astype(np.float64))
