@@ -124,8 +124,9 @@ def _segment_histograms(flat, offsets, sizes, chosen, lo, scale, counts):  # typ
             counts[t, b] += 1
 
 
-def _host_values(flat: np.ndarray) -> np.ndarray:
-    """A float32 or float64 contiguous array: the kernels compile for these two."""
+def host_values(flat: np.ndarray) -> np.ndarray:
+    """`flat` as the kernels take it: float32 or float64 (others are cast to float64), in
+    one contiguous piece. Call it once; `segment_stats` and `segment_histograms` expect it."""
     if flat.dtype not in (np.float32, np.float64):
         flat = flat.astype(np.float64)
     return np.ascontiguousarray(flat)
@@ -146,7 +147,7 @@ def segment_stats(
     `small` (NumPy's); the others' are found here and written into them. A tensor with
     NaN or Inf, or whose squares pass float64's range, is left for the caller."""
     done = np.zeros(len(sizes), dtype=np.bool_)
-    _segment_stats(_host_values(flat), offsets, sizes, small, lo, hi, stats, done)
+    _segment_stats(flat, offsets, sizes, small, lo, hi, stats, done)
     return done
 
 
@@ -162,10 +163,9 @@ def segment_histograms(
     """Adds the `chosen` tensors' values (all finite) into `counts` rows: bin
     floor((x - lo) * scale), the last bin closed; computed in the values' dtype, so a
     value on a bin edge lands where np.histogram puts it for that dtype."""
-    values = _host_values(flat)
-    kind = values.dtype.type
+    kind = flat.dtype.type
     narrow = scale.astype(kind)
     if np.isfinite(narrow).all():
-        _segment_histograms(values, offsets, sizes, chosen, lo.astype(kind), narrow, counts)
+        _segment_histograms(flat, offsets, sizes, chosen, lo.astype(kind), narrow, counts)
     else:  # a spread too narrow for the dtype (float32 values 1e-38 apart): in float64
-        _segment_histograms(values, offsets, sizes, chosen, lo, scale, counts)
+        _segment_histograms(flat, offsets, sizes, chosen, lo, scale, counts)

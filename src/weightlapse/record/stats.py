@@ -266,6 +266,7 @@ def _finite_rows(
     all finite (and whose squares sum without overflow); returns which those were."""
     from weightlapse.record import kernels  # numba: loaded when the host path is used
 
+    flat = kernels.host_values(flat)  # once, for both kernels (a cast, for float16 and such)
     lo = np.full(len(sizes), np.inf)
     hi = np.full(len(sizes), -np.inf)
     for t in np.flatnonzero(sizes > SMALL).tolist():  # NumPy's SIMD passes: faster here
