@@ -16,16 +16,16 @@ def now() -> float:
 # first for any step slower than half a millisecond). Each flush costs Zarr a metadata
 # write per growing array and a re-encoded partial chunk, in Python threads that share
 # the GIL with training: at 256 steps the MLP of bench/overhead.py (about 1,000 steps a
-# second) flushed four times a second, and Zarr's threads took 60 us of CPU a step; at
-# 4,096, 20 us (hooks-only loop, /proc thread times). Memory is bounded apart from this
-# (StoreWriter's max_pending_bytes).
+# second) flushed four times a second, and Zarr's threads took 65 us of CPU a step; at
+# 4,096, 20 us (`python bench/writer_ab.py flush-steps --loop hooks`). Memory is bounded
+# apart from this (StoreWriter's max_pending_bytes).
 FLUSH_STEPS = 4096
 
 
 # Once it has caught up, the writer waits this long before it takes the next message, so
 # steps reach it in bursts: woken at every step, its wake-ups and GIL hand-offs cost the
-# training thread more than its work (a loop of the MLP's hooks alone: 0.38 ms a step
-# with the writer taking each step, 0.22 ms with a writer that took none). A flush()
+# training thread more than its work (the MLP's hooks alone, `python bench/writer_ab.py
+# nap --loop hooks`: 343 us a step without the nap, 245 with it). A flush()
 # waits up to this much longer; close() not at all (it wakes the writer).
 WRITER_NAP = 0.02
 
