@@ -1,13 +1,15 @@
 """A/B of the writer's pacing settings, interleaved round by round in one process (this
 machine is noisy: only side-by-side runs decide), the way README's Performance gives them.
 
-    python bench/writer_ab.py nap|stack|flush-steps [--loop train|hooks] [--steps 600]
+    python bench/writer_ab.py nap|stack|flush-steps|snapshot-rows [--loop train|hooks]
+                              [--steps 600]
                               [--rounds 3] [--models mlp,cnn] [--variants ...]
 
 `nap`: the writer's nap once caught up (store/writer.py WRITER_NAP, 0 against 0.02 s).
 `stack`: a flush's snapshots of a tensor written in one call or row by row
 (store/snapshots.py STACK_BYTES). `flush-steps`: a flush due at 256 or 4,096 buffered
-steps (StoreWriter's flush_steps).
+steps (StoreWriter's flush_steps). `snapshot-rows`: a small tensor's snapshots one to a
+chunk, or as many as fit in 256 KiB (store/layout.py SNAPSHOT_ROWS_BYTES).
 
 `--loop train` (default): continuous training steps plus close(), as bench/overhead.py
 times them, each setting's ratio to the plain step (median over rounds) and its close().
@@ -45,6 +47,12 @@ def set_stack(value: int) -> None:
     snapshots.STACK_BYTES = value
 
 
+def set_snapshot_rows(value: int) -> None:
+    import weightlapse.store.layout as layout
+
+    layout.SNAPSHOT_ROWS_BYTES = value
+
+
 def set_flush_steps(value: int) -> None:
     from weightlapse.store.writer import StoreWriter
 
@@ -55,6 +63,7 @@ SETTINGS: dict[str, tuple[Callable[[float], None], list[float]]] = {
     "nap": (set_nap, [0.0, 0.02]),
     "stack": (set_stack, [0, 16 * 2**20]),
     "flush-steps": (set_flush_steps, [256, 4096]),
+    "snapshot-rows": (set_snapshot_rows, [0, 2**18]),
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from starlette.testclient import TestClient
 
 import weightlapse
@@ -68,10 +69,16 @@ def delete_probes_chunk(path):
     return "param/probes"
 
 
+def snapshot_chunk_file(path, step):
+    """The file of the chunk that holds w's snapshot at `step` (one of several in it)."""
+    steps, rows = weightlapse.open(path)._reader.snapshot_lists("param")["w"]
+    snapshots = path / "param" / "snapshots" / "w"
+    rows_a_chunk = zarr.open_array(snapshots, mode="r").chunks[0]
+    return snapshots / "c" / str(rows[steps.index(step)] // rows_a_chunk) / "0"
+
+
 def delete_snapshot_chunk(path):
-    row = weightlapse.open(path)._reader.snapshot_lists("param")["w"]
-    row = row[1][row[0].index(200)]
-    (path / "param" / "snapshots" / "w" / "c" / str(row) / "0").unlink()
+    snapshot_chunk_file(path, 200).unlink()
     return "snapshots"
 
 
@@ -97,9 +104,7 @@ def committed_past_the_data(path):
 
 
 def unreadable_snapshot(path):
-    row = weightlapse.open(path)._reader.snapshot_lists("param")["w"]
-    row = row[1][row[0].index(200)]
-    (path / "param" / "snapshots" / "w" / "c" / str(row) / "0").write_bytes(b"garbage")
+    snapshot_chunk_file(path, 200).write_bytes(b"garbage")
     return "snapshots"
 
 

@@ -319,3 +319,32 @@ def test_an_older_run_reads_resumes_into_the_new_format_and_a_newer_one_is_refus
     group.attrs[layout.ROOT_ATTR] = {**attrs, "format_version": layout.FORMAT_VERSION + 1}
     with pytest.raises(weightlapse.RunFormatError, match="Upgrade weightlapse"):
         weightlapse.open(tmp_path / "r")
+
+
+def test_a_small_tensors_snapshots_share_chunks_and_each_reads_back_exactly(tmp_path):
+    """Snapshots of a tensor up to 256 KiB share a chunk: a flush that adds one re-encodes
+    the chunk with the earlier ones in it, across flushes and a resumed run; a bigger
+    tensor keeps a chunk per snapshot."""
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(16, 8)).astype(np.float32)  # 512 bytes: 512 a chunk
+    big = rng.normal(size=(300, 300)).astype(np.float32)  # 360 KB: one a chunk
+    path = tmp_path / "r"
+    with weightlapse.create(path, snapshots=1) as run:
+        for step in range(6):
+            run.log(step, {"small": small + step, "big": big + step})
+            run.flush()  # each snapshot in a flush of its own
+    with weightlapse.create(path, resume=True, snapshots=1) as run:
+        for step in range(6, 9):
+            run.log(step, {"small": small + step, "big": big + step})
+    read = weightlapse.open(path)
+    for name, values in (("small", small), ("big", big)):
+        assert read[name].snapshot_steps == list(range(9))
+        for step in range(9):
+            np.testing.assert_array_equal(read[name].at(step), values + step)
+    group = zarr.open_group(path, mode="r")
+    entries = dict(group.attrs[layout.ROOT_ATTR])["snapshots"]["param"]
+    assert group[entries["small"]["array"]].chunks[0] == 2**18 // small.nbytes
+    assert group[entries["big"]["array"]].chunks[0] == 1
+    small_files = [f for f in (path / entries["small"]["array"] / "c").rglob("*") if f.is_file()]
+    assert len(small_files) == 1
+    assert check_run(path) == []

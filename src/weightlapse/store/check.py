@@ -173,10 +173,11 @@ def check_run(path: Any) -> list[Problem]:
             if any(r >= arr.shape[0] for r in rows):
                 found.append(Problem(entry["array"], "has fewer snapshots than listed", committed))
             for k, row in enumerate(rows):
-                if row >= arr.shape[0] or (entry["array"], row) in checked:
+                chunk = row // arr.chunks[0]  # a chunk may hold several snapshots
+                if row >= arr.shape[0] or (entry["array"], chunk) in checked:
                     continue
-                checked.add((entry["array"], row))
-                problem = _chunk_problem(arr, (row,) + (0,) * (arr.ndim - 1))
+                checked.add((entry["array"], chunk))
+                problem = _chunk_problem(arr, (chunk,) + (0,) * (arr.ndim - 1))
                 if problem:
                     found.append(
                         Problem(entry["array"], f"snapshot {k} of {tensor!r}: {problem}", committed)

@@ -156,11 +156,26 @@ def compressors(path: str = "") -> tuple[Any, ...]:
 
 
 SNAPSHOT_CHUNK_BYTES = 16 * 2**20
+# Snapshots of a tensor up to this size share chunks, as many as fit: Zarr's cost is per
+# chunk (~0.5 ms a chunk file here, whatever its size), and a small tensor's snapshot is
+# a fraction of a chunk's worth. The MLP of bench/overhead.py (six tensors, ~50 log-spaced
+# snapshots in 300 steps): close() 0.32 -> 0.20 s, defaults 2.67x -> 2.35x; the CNN's
+# 1.37x -> 1.23x (`python bench/writer_ab.py snapshot-rows --variants defaults`).
+# A flush that adds a row to a shared chunk re-encodes the chunk, so this also bounds
+# that work per tensor; a reader decodes at most this much for one snapshot. Zarr
+# replaces a chunk file whole (written aside, then renamed), so a kill during that
+# rewrite leaves the snapshots already committed in it readable.
+SNAPSHOT_ROWS_BYTES = 2**18
 
 
 def snapshot_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """One snapshot per chunk row, cut along its leading axes into chunks of at most
-    16 MiB, so writing or reading a big tensor never encodes it whole in memory."""
+    """Chunks of an array of snapshots of one tensor of `shape`: a chunk holds as many
+    snapshots as fit in SNAPSHOT_ROWS_BYTES (at least one); a snapshot over 16 MiB is cut
+    along its leading axes into chunks of at most 16 MiB, so writing or reading a big
+    tensor never encodes it whole in memory."""
+    row_bytes = math.prod(shape) * itemsize
+    if 0 < row_bytes <= SNAPSHOT_ROWS_BYTES:
+        return (SNAPSHOT_ROWS_BYTES // row_bytes, *shape)
     chunks = list(shape)
     for axis in range(len(chunks)):
         if math.prod(chunks[axis:]) * itemsize <= SNAPSHOT_CHUNK_BYTES:
