@@ -167,11 +167,12 @@ def test_many_small_tensors_together_equal_one_at_a_time(monkeypatch):
     assert not unbinned.counts.any()
 
 
+@pytest.mark.parametrize("probes", [6, 0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_summary_in_place_equals_the_one_from_a_copy(dtype):
+def test_a_summary_in_place_equals_the_one_from_a_copy(dtype, probes):
     """`summarize_in_place` (each big tensor where it lies, the small ones gathered) gives
     the copy's numbers, bit for bit, also for big tensors, empty ones, NaN and Inf, and
-    the probes of every tensor in their own order."""
+    the probes of every tensor in their own order; also with no probes."""
     from weightlapse.record.inplace import summarize_in_place
     from weightlapse.record.stats import summarize_host
 
@@ -181,7 +182,7 @@ def test_a_summary_in_place_equals_the_one_from_a_copy(dtype):
     arrays[3][65_541] = np.nan
     arrays[5][0] = -np.inf
     arrays[6][:] = 0
-    segments = Segments.build(sizes, [choose_probes(s, 6, i) for i, s in enumerate(sizes)])
+    segments = Segments.build(sizes, [choose_probes(s, probes, i) for i, s in enumerate(sizes)])
     flat = np.concatenate(arrays)
     for histograms in (True, False):
         want = summarize_host(flat, segments, histograms=histograms)
@@ -192,6 +193,11 @@ def test_a_summary_in_place_equals_the_one_from_a_copy(dtype):
     for i, a in enumerate(arrays):
         if a.size:
             np.testing.assert_allclose(got.stats[i, :6], reference(a)[0][:6], rtol=1e-5)
+    one = Segments.build([70_000], [choose_probes(70_000, probes, 0)])  # a model of one tensor
+    want = summarize_host(arrays[7], one)
+    got = summarize_in_place([arrays[7]], one, 64)
+    for field in ("stats", "counts", "probes"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

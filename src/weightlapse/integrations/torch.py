@@ -111,6 +111,9 @@ class TorchWatcher:
             self._input_hook.remove()
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> Any:
+        config = self.recorder.config
+        if not (config.updates or config.gradients):
+            return None  # nothing to read before the step (the defaults)
         step = self.global_step + 1
         if self._stopped or not self.recorder.due(step):
             return None

@@ -47,12 +47,23 @@ def summarize_in_place(
     small ones (up to SMALL elements) gathered into one small array and summarised
     together, as the copy path does (a pass per tensor would cost ~20 NumPy calls each).
     """
+    groups = segments.host_groups
+    if len(groups) == 1 and len(groups[0][0]) == 1:  # one tensor: its summary as it is
+        return summarize_host(views[0], segments, bins, histograms)
     n = len(views)
     stats = np.empty((n, len(STAT_NAMES)))
     counts = np.zeros((n, bins), dtype=np.int64)
     probes = np.empty(len(segments.probe_index))
-    for chosen, part_segments, probes_at in segments.host_groups:
-        flat = views[chosen[0]] if len(chosen) == 1 else np.concatenate([views[t] for t in chosen])
+    for chosen, part_segments, probes_at in groups:
+        if len(chosen) == 1:  # (an int index and slices: a third of the fancy indexing's cost)
+            t = int(chosen[0])
+            part = summarize_host(views[t], part_segments, bins, histograms)
+            stats[t], counts[t] = part.stats[0], part.counts[0]
+            if len(probes_at):  # one tensor's probes sit side by side
+                first = int(probes_at[0])
+                probes[first : first + len(probes_at)] = part.probes
+            continue
+        flat = np.concatenate([views[t] for t in chosen])
         part = summarize_host(flat, part_segments, bins, histograms)
         stats[chosen], counts[chosen] = part.stats, part.counts
         probes[probes_at] = part.probes

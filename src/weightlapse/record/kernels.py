@@ -165,7 +165,8 @@ def segment_histograms(
     floor((x - lo) * scale), the last bin closed; computed in the values' dtype, so a
     value on a bin edge lands where np.histogram puts it for that dtype."""
     kind = flat.dtype.type
-    narrow = scale.astype(kind)
+    with np.errstate(over="ignore"):  # a scale past float32's range: see below
+        narrow = scale.astype(kind)
     if np.isfinite(narrow).all():
         _segment_histograms(flat, offsets, sizes, chosen, lo.astype(kind), narrow, counts)
     else:  # a spread too narrow for the dtype (float32 values 1e-38 apart): in float64

@@ -100,6 +100,11 @@ class Segments:
         return np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
 
     @cached_property
+    def big(self) -> list[int]:
+        """The tensors over SMALL elements: NumPy takes their min and max."""
+        return np.flatnonzero(self.sizes > SMALL).tolist()
+
+    @cached_property
     def host_groups(self) -> list[tuple[np.ndarray, Segments, np.ndarray]]:
         """How the host path takes these tensors from their own memory: the small ones (up
         to SMALL elements) together, each bigger one alone. Per group: which tensors,
@@ -238,12 +243,13 @@ def summarize_host(
     n = len(sizes)
     stats = np.full((n, len(STAT_NAMES)), np.nan)
     counts = np.zeros((n, bins), dtype=np.int64)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
-        done = _finite_rows(flat, segments.offsets, sizes, stats, counts, histograms)
-        for t in np.flatnonzero(~done & (sizes > 0)).tolist():
-            start = int(segments.offsets[t])
-            a = flat[start : start + int(sizes[t])]
-            _non_finite_row(a, stats[t], counts[t], histograms)
+    done = _finite_rows(flat, segments.offsets, sizes, stats, counts, histograms, segments.big)
+    if not done.all():
+        with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+            for t in np.flatnonzero(~done & (sizes > 0)).tolist():
+                start = int(segments.offsets[t])
+                a = flat[start : start + int(sizes[t])]
+                _non_finite_row(a, stats[t], counts[t], histograms)
     probes = flat[segments.probe_index].astype(np.float64)
     return Summary(stats=stats, counts=counts, probes=probes)
 
@@ -253,6 +259,19 @@ def summarize_host(
 # to this size into one array.)
 SMALL = 4096
 
+_kernels: Any = None
+
+
+def _loaded_kernels() -> Any:
+    """record/kernels.py: numba is loaded when the host path is first used (an import
+    statement each call cost 2 us of a step's 200)."""
+    global _kernels
+    if _kernels is None:
+        from weightlapse.record import kernels
+
+        _kernels = kernels
+    return _kernels
+
 
 def _finite_rows(
     flat: np.ndarray,
@@ -261,22 +280,26 @@ def _finite_rows(
     stats: np.ndarray,
     counts: np.ndarray,
     histograms: bool,
+    big: list[int] | None = None,
 ) -> np.ndarray:
     """Fills the `stats` and (`histograms`) `counts` rows of the tensors whose values are
-    all finite (and whose squares sum without overflow); returns which those were."""
-    from weightlapse.record import kernels  # numba: loaded when the host path is used
-
+    all finite (and whose squares sum without overflow); returns which those were. `big`:
+    the tensors over SMALL elements, when the caller knows them."""
+    kernels = _loaded_kernels()
     flat = kernels.host_values(flat)  # once, for both kernels (a cast, for float16 and such)
     lo = np.full(len(sizes), np.inf)
     hi = np.full(len(sizes), -np.inf)
-    for t in np.flatnonzero(sizes > SMALL).tolist():  # NumPy's SIMD passes: faster here
+    if big is None:
+        big = np.flatnonzero(sizes > SMALL).tolist()
+    for t in big:  # NumPy's SIMD passes: faster here
         a = flat[int(offsets[t]) : int(offsets[t] + sizes[t])]
         lo[t], hi[t] = a.min(), a.max()  # NaN if there is one
     done = kernels.segment_stats(flat, offsets, sizes, SMALL, lo, hi, stats)
     if histograms:
-        width = hi - lo
-        spread = done & (width > 0)
-        scale = np.where(spread, counts.shape[1] / np.where(spread, width, 1.0), 0.0)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            width = hi - lo  # Inf - Inf for a tensor with NaN: not `done`, not binned
+            spread = done & (width > 0)
+            scale = np.where(spread, counts.shape[1] / np.where(spread, width, 1.0), 0.0)
         chosen = np.flatnonzero(spread)
         kernels.segment_histograms(flat, offsets, sizes, chosen, lo, scale, counts)
         one_value = done & (width == 0)
