@@ -235,7 +235,8 @@ def create(
     the run there, after its last committed step (after a crash or a checkpoint restore).
     Statistics and probes are taken at every step `every` says; 64-bin histograms at
     those `histograms` also says (default: log-spaced early, then every 10th step);
-    full snapshots at those `snapshots` says (default: log-spaced).
+    full snapshots at those `snapshots` says (default 'auto': log-spaced, 20 a decade,
+    fewer when `snapshot_budget` would not last a million steps of the model).
     `storage_options`: for an object-store URL ("s3://bucket/runs/a"), fsspec's options
     (key, secret, endpoint_url via client_kwargs, ...); without them fsspec reads the
     environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).

@@ -182,13 +182,18 @@ def test_the_on_device_path_gives_the_same_numbers(tmp_path, monkeypatch):
 
 
 def test_snapshots_stop_at_the_budget_and_statistics_go_on(tmp_path):
+    """They stop a snapshot early, so that the trained model's fits at close (a big model
+    used to spend the budget on its first steps and end with no final snapshot)."""
     model = torch.nn.Linear(10, 10)  # 110 float32 = 440 bytes a snapshot
-    with pytest.warns(RuntimeWarning, match="snapshot budget"):
+    with pytest.warns(RuntimeWarning, match="snapshot budget.*room is kept for the final"):
         with watch(model, tmp_path / "r", snapshots=1, snapshot_budget=1000) as rec:
             for _ in range(5):
+                with torch.no_grad():
+                    model.weight.add_(1.0)
                 rec.step()
     run = weightlapse.open(tmp_path / "r")
-    assert run["weight"].snapshot_steps == [0, 1]
+    assert run["weight"].snapshot_steps == [0, 5]  # 440 + 440 <= 1000: no room for step 1's
+    np.testing.assert_array_equal(run["weight"].at(5), model.weight.detach().numpy())
     assert list(run["weight"].stats.steps) == [0, 1, 2, 3, 4, 5]
 
 

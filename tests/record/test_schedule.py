@@ -1,7 +1,15 @@
 import pytest
 
 from weightlapse.errors import WeightlapseError
-from weightlapse.record.schedule import Every, LogSpaced, Never, PerEpoch, as_schedule
+from weightlapse.record.schedule import (
+    BudgetedLogSpaced,
+    Either,
+    Every,
+    LogSpaced,
+    Never,
+    PerEpoch,
+    as_schedule,
+)
 from weightlapse.record.select import NameFilter
 
 
@@ -48,3 +56,21 @@ def test_name_globs():
         "dense/kernel",
         "conv1.weight",
     ]
+
+
+def test_the_default_snapshot_schedule_fits_the_budget_to_a_million_steps():
+    auto = as_schedule("auto")
+    assert isinstance(auto, BudgetedLogSpaced) and auto.per_decade == 20
+    auto.fit(100 * 2**20, 2**30)  # 25M float32 parameters, 1 GiB: 10 snapshots, 1 kept
+    assert auto.per_decade == 1
+    assert [s for s in range(10**4) if auto.due(s)] == [0, 9, 99, 999, 9999]
+    small = as_schedule("auto")
+    small.fit(2**20, 2**30)  # 1 MB: 1,023 snapshots: 20 a decade, as 'log'
+    assert [s for s in range(500) if small.due(s)] == [s for s in range(500) if LogSpaced().due(s)]
+    unlimited = as_schedule("auto")
+    unlimited.fit(100 * 2**20, None)
+    assert unlimited.per_decade == 20
+    both = as_schedule("auto+every:1000")
+    assert isinstance(both, Either)
+    both.fit(100 * 2**20, 2**30)
+    assert both.first.per_decade == 1

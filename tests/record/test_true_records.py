@@ -437,7 +437,24 @@ def test_the_snapshot_budget_counts_float64_as_8_bytes(tmp_path):
             for step in range(6):
                 run.log(step, {"w": np.ones(100, dtype=np.float64)})
     run = weightlapse.open(tmp_path / "r")
-    assert run["w"].snapshot_steps == [0, 1, 2]
+    assert run["w"].snapshot_steps == [0, 1, 5]  # the last: the final state's, kept room for
+
+
+def test_the_default_snapshots_thin_out_for_a_model_big_next_to_the_budget(tmp_path):
+    """'auto' (the default): 20 snapshots a decade while the budget holds a million
+    steps' worth, fewer for a bigger model: here the budget holds 13 snapshots, so 2 a
+    decade (12 // 6), and 'log' keeps its 20."""
+    w = np.ones(1000, dtype=np.float32)
+    every_log_step_till_the_budget = [*range(10), 11, 12, 99]  # 12, and the final state's
+    for snapshots, expected in [(None, [0, 3, 9, 31, 99]), ("log", every_log_step_till_the_budget)]:
+        options = {} if snapshots is None else {"snapshots": snapshots}
+        path = tmp_path / str(snapshots)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # 'log' reaches the budget
+            with weightlapse.create(path, snapshot_budget=w.nbytes * 13, **options) as run:
+                for step in range(100):
+                    run.log(step, {"w": w + step})
+        assert weightlapse.open(path)["w"].snapshot_steps == expected
 
 
 # ---- 10. resume ----------------------------------------------------------------------

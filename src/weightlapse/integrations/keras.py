@@ -125,7 +125,7 @@ class Recorder(keras.callbacks.Callback):
             and self._started
             and not isinstance(self.core.config.snapshots, Never)
         ):
-            self._record(force=True, snapshot=True)
+            self._record(force=True, snapshot=True, final=True)
         self.run.close()
 
     # ---- how --------------------------------------------------------------------------
@@ -168,6 +168,7 @@ class Recorder(keras.callbacks.Callback):
         epoch_end: bool = False,
         force: bool = False,
         snapshot: bool | None = None,
+        final: bool = False,
     ) -> None:
         core = self.core
         if self._stopped:
@@ -184,7 +185,9 @@ class Recorder(keras.callbacks.Callback):
         ):
             captures = self.probes.capture()
         try:
-            self._record_now(weights, grads, batch, scalars, epoch_end, force, snapshot, captures)
+            self._record_now(
+                weights, grads, batch, scalars, epoch_end, force, snapshot, captures, final
+            )
         except Exception as exc:  # inside fit(): warn once, stop recording, train on
             self._stopped = True
             warn_recording_stopped(self.run.path, self.global_step, exc)
@@ -199,6 +202,7 @@ class Recorder(keras.callbacks.Callback):
         force: bool,
         snapshot: bool | None,
         captures: Any,
+        final: bool = False,
     ) -> None:
         core = self.core
         with no_grad():
@@ -214,6 +218,7 @@ class Recorder(keras.callbacks.Callback):
                 force=force,
                 snapshot=snapshot,
                 captures=captures,
+                final=final,
             )
 
     def _describe(self) -> None:

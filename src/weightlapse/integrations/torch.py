@@ -205,7 +205,7 @@ class TorchWatcher:
 
     def _snapshot_final_state(self) -> None:
         if not isinstance(self.recorder.config.snapshots, Never):
-            self._record(force=True, snapshot=True)
+            self._record(force=True, snapshot=True, final=True)
 
     def _record(
         self,
@@ -214,6 +214,7 @@ class TorchWatcher:
         epoch_end: bool = False,
         force: bool = False,
         snapshot: bool | None = None,
+        final: bool = False,
     ) -> None:
         if self._stopped:
             return
@@ -234,6 +235,7 @@ class TorchWatcher:
                     force=force,
                     snapshot=snapshot,
                     captures=captures,
+                    final=final,
                 )
 
     @contextmanager

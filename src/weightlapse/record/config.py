@@ -15,10 +15,12 @@ from weightlapse.record.stats import DEFAULT_BINS
 
 @dataclass
 class RecordConfig:
-    """What to record and when. Schedules accept an int (every N), 'epoch', 'log' or 'every:N'.
+    """What to record and when. Schedules accept an int (every N), 'epoch', 'log',
+    'every:N' or, for snapshots, 'auto' (the default: log-spaced, thinned so that the
+    snapshot budget lasts a million steps of the model: schedule.BudgetedLogSpaced).
 
     `snapshot_budget` caps the bytes of full snapshots; past it snapshots stop (with a
-    warning) while statistics go on.
+    warning) while statistics go on, and room is kept for the final state's.
     """
 
     include: str | tuple[str, ...] | list[str] | None = None

@@ -100,10 +100,11 @@ class StepRecorder:
         force: bool = False,
         snapshot: bool | None = None,
         captures: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+        final: bool = False,
     ) -> bool:
         """Records `step` if a schedule says so (or `force`); True when it did.
-
-        `snapshot` True or False overrides the snapshot schedule for this step.
+        `snapshot` True or False overrides the snapshot schedule for this step; `final`:
+        it is the trained model's, at close (the budget keeps room for it).
         `captures` ({kind: {name: host array}}: 'activation' and 'attribution' arrays for
         the probe inputs) are kept whole, as snapshots of that kind, with statistics.
         Scalars of a step that is not recorded are not recorded either.
@@ -112,8 +113,10 @@ class StepRecorder:
             return False  # a failure stopped recording; the writer warned once
         cfg = self.config
         self.check_shapes(step, params)
+        if not self.budget.fitted:  # the default snapshot schedule thins out for a big model
+            self.budget.fit(cfg.snapshots, self.filter.kept(params))
         wanted = cfg.snapshots.due(step, epoch_end) if snapshot is None else snapshot
-        take_snapshot = wanted and self.budget.allows(self.filter.kept(params))
+        take_snapshot = wanted and self.budget.allows(self.filter.kept(params), final)
         if not (force or take_snapshot or cfg.every.due(step, epoch_end)):
             if scalars:
                 self.add_scalars(step, scalars)
@@ -166,8 +169,7 @@ class StepRecorder:
         return True
 
     def restore(self, attrs: dict[str, Any]) -> None:
-        """Picks up what a resumed run had recorded: its tensors and their rows, its
-        snapshot bytes."""
+        """Picks up what a resumed run recorded: tensors, their rows, snapshot bytes."""
         for kind, spec in attrs["kinds"].items():
             self._registered[kind] = {n: i for i, n in enumerate(spec["tensors"])}
         for name, info in attrs["tensors"].items():
@@ -192,11 +194,6 @@ class StepRecorder:
         self._stash[1].update(scalars)
         return False
 
-    @property
-    def last_step(self) -> int | None:
-        """The step held back, the one that `add_scalars` after it would join."""
-        return None if self._pending is None else self._pending.step
-
     def check_shapes(self, step: int, params: Mapping[str, Any]) -> None:
         """A tensor keeps its shape for the whole run: a change is refused here, naming
         the tensor and both shapes, before anything of this step is kept."""
@@ -208,11 +205,11 @@ class StepRecorder:
         for name, shape in zip(names, shapes):
             info = self.infos.get(name)
             if info is not None and info.shape and tuple(info.shape) != tuple(shape):
+                was, now = tuple(info.shape), tuple(shape)
                 raise WeightlapseError(
-                    f"{name!r} changed shape from {tuple(info.shape)} to {tuple(shape)} at step "
-                    f"{step}; a run records each tensor with one shape. Log the new tensor "
-                    "under a new name, or record it into a new run. Nothing recorded so far "
-                    "is lost."
+                    f"{name!r} changed shape from {was} to {now} at step {step}; a run records"
+                    " each tensor with one shape. Log the new tensor under a new name, or "
+                    "record it into a new run. Nothing recorded so far is lost."
                 )
         self._shapes[names] = shapes
 
@@ -225,18 +222,18 @@ class StepRecorder:
         self._submit_pending()
 
     def _snapshot_from_copy(self, record: StepRecord) -> None:
-        if record.has_snapshot("param"):
-            return
-        if isinstance(self.config.snapshots, Never):
+        if record.has_snapshot("param") or isinstance(self.config.snapshots, Never):
             return
         rows = record.kinds.get("param")
         if not isinstance(rows, Deferred) or rows.arrays is None:
             return  # reduced on a device: the integrations snapshot the live model instead
         arrays = rows.arrays()
-        if self.budget.allows(arrays) and rows.snapshot is not None:
+        if not self.budget.allows(arrays, final=True):
+            return
+        if rows.snapshot is not None:
             record.bulk["param"] = rows.snapshot  # the copy itself, as the step's others
             self.budget.spent += rows.snapshot.flat.nbytes
-        elif self.budget.allows(arrays):
+        else:
             for name, array in arrays.items():
                 record.snapshots[("param", name)] = array
                 self.budget.spent += snapshot_nbytes(array)

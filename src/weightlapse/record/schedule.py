@@ -54,6 +54,34 @@ class LogSpaced(Schedule):
         return math.floor(k * math.log10(step + 1)) > math.floor(k * math.log10(step))
 
 
+# A run this many decades of steps long (a million) is what the default snapshot schedule
+# spreads the snapshot budget over.
+RUN_DECADES = 6
+
+
+@dataclass
+class BudgetedLogSpaced(Schedule):
+    """The default ('auto'): log-spaced like LogSpaced(most), thinned for a model whose
+    snapshots are big next to the snapshot budget, so that the budget lasts a run of a
+    million steps instead of running out in its first steps (a 25M-parameter model, 100 MB
+    a snapshot, spent a 1 GiB budget on steps 0 to 9 at 20 a decade). The recorder calls
+    `fit` with a snapshot's bytes when it first sees the tensors: per decade, the
+    snapshots the budget holds (less one, kept for the final state) over RUN_DECADES, at
+    most `most`, at least 1."""
+
+    most: int = 20
+    per_decade: int = 20
+
+    def fit(self, snapshot_bytes: int, budget: int | None) -> None:
+        if budget is None or snapshot_bytes <= 0:
+            return
+        affordable = budget // snapshot_bytes - 1
+        self.per_decade = max(1, min(self.most, affordable // RUN_DECADES))
+
+    def due(self, step: int, epoch_end: bool = False) -> bool:
+        return LogSpaced(self.per_decade).due(step, epoch_end)
+
+
 @dataclass(frozen=True)
 class Always(Schedule):
     """Every step (for example: a snapshot forced by run.log(snapshot=True))."""
@@ -80,9 +108,22 @@ class Either(Schedule):
     def due(self, step: int, epoch_end: bool = False) -> bool:
         return self.first.due(step, epoch_end) or self.second.due(step, epoch_end)
 
+    def fit(self, snapshot_bytes: int, budget: int | None) -> None:
+        for part in (self.first, self.second):
+            fit_to_budget(part, snapshot_bytes, budget)
 
-# Full snapshots by default: log-spaced, dense early where weights move fastest.
-DEFAULT_SNAPSHOTS = "log"
+
+def fit_to_budget(schedule: Schedule, snapshot_bytes: int, budget: int | None) -> None:
+    """Tells a schedule that adapts to the snapshot budget (BudgetedLogSpaced) what a
+    snapshot of the run's tensors takes; others do not change."""
+    fit = getattr(schedule, "fit", None)
+    if fit is not None:
+        fit(snapshot_bytes, budget)
+
+
+# Full snapshots by default: log-spaced, dense early where weights move fastest (20 a
+# decade), thinner for a model too big for that within the snapshot budget.
+DEFAULT_SNAPSHOTS = "auto"
 # Histograms by default: log-spaced early, then every 10th recorded step. A histogram
 # costs more than all the statistics of a step (a pass to bin, a bincount); steps
 # without one keep every statistic and probe.
@@ -90,8 +131,9 @@ DEFAULT_HISTOGRAMS = "log+every:10"
 
 
 def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -> Schedule:
-    """Accepts a Schedule, an int (every N steps), 'epoch', 'log', 'every:N', None (never),
-    or two of them joined by '+' (due when either is)."""
+    """Accepts a Schedule, an int (every N steps), 'epoch', 'log', 'auto' (log-spaced,
+    fitted to the snapshot budget), 'every:N', None (never), or two of them joined by '+'
+    (due when either is)."""
     if isinstance(value, Schedule):
         return value
     if value is None:
@@ -108,11 +150,13 @@ def as_schedule(value: Schedule | int | str | None, *, what: str = "schedule") -
         return PerEpoch()
     if text == "log":
         return LogSpaced()
+    if text == "auto":
+        return BudgetedLogSpaced()
     if text.startswith("every:") and text[6:].isdigit():
         return Every(int(text[6:]))
     if text.startswith("log:") and text[4:].isdigit():
         return LogSpaced(int(text[4:]))
     raise WeightlapseError(
         f"{what}={value!r} is not a schedule; give an int N (every N steps), "
-        "'every:N', 'epoch', 'log' or 'log:PER_DECADE', or two joined by '+'."
+        "'every:N', 'epoch', 'log', 'log:PER_DECADE' or 'auto', or two joined by '+'."
     )
