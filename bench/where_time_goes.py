@@ -2,6 +2,7 @@
 taken apart, for one model and variant of bench/overhead.py.
 
     python bench/where_time_goes.py [--model mlp] [--variant defaults] [--steps 300]
+                                    [--pause 0]
 
 Training: CPU milliseconds a step of each thread of the process (from /proc, Linux only):
 the training thread, torch's other threads (its OpenMP workers, which spin while the
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--model", default="mlp", choices=["mlp", "cnn", "transformer"])
     parser.add_argument("--variant", default="defaults", choices=sorted(VARIANTS))
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds idle before close()")
     args = parser.parse_args()
 
     import torch
@@ -111,6 +113,7 @@ def main() -> None:
             step()
         trained, after = time.perf_counter() - began, thread_cpu()
         names.update({t.native_id: t.name for t in threading.enumerate()})
+        time.sleep(args.pause)  # (torch's threads stop spinning, the writer may flush)
         closing_began = time.perf_counter()
         watcher.close()
         closing = time.perf_counter() - closing_began
