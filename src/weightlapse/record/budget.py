@@ -22,12 +22,10 @@ class SnapshotBudget:
         self.spent = spent
         self._sizes: dict[tuple, int] = {}  # bytes a snapshot of these tensors takes
         self._warned = False
-        self.fitted = False
 
     def fit(self, schedule: Schedule, tensors: Mapping[str, Any]) -> None:
         """Tells the snapshot schedule what a snapshot of the run's `tensors` takes (the
-        default's density depends on it: schedule.BudgetedLogSpaced), once."""
-        self.fitted = True
+        default's density depends on it: schedule.BudgetedLogSpaced)."""
         fit_to_budget(schedule, self.size_of(tensors), self.budget)
 
     def size_of(self, tensors: Mapping[str, Any]) -> int:

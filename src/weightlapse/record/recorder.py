@@ -113,7 +113,7 @@ class StepRecorder:
             return False  # a failure stopped recording; the writer warned once
         cfg = self.config
         self.check_shapes(step, params)
-        if not self.budget.fitted:  # the default snapshot schedule thins out for a big model
+        if not getattr(cfg.snapshots, "fitted", True):  # the default thins for a big model
             self.budget.fit(cfg.snapshots, self.filter.kept(params))
         wanted = cfg.snapshots.due(step, epoch_end) if snapshot is None else snapshot
         take_snapshot = wanted and self.budget.allows(self.filter.kept(params), final)

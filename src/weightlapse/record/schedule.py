@@ -71,8 +71,10 @@ class BudgetedLogSpaced(Schedule):
 
     most: int = 20
     per_decade: int = 20
+    fitted: bool = False
 
     def fit(self, snapshot_bytes: int, budget: int | None) -> None:
+        self.fitted = True
         if budget is None or snapshot_bytes <= 0:
             return
         affordable = budget // snapshot_bytes - 1
@@ -107,6 +109,10 @@ class Either(Schedule):
 
     def due(self, step: int, epoch_end: bool = False) -> bool:
         return self.first.due(step, epoch_end) or self.second.due(step, epoch_end)
+
+    @property
+    def fitted(self) -> bool:
+        return getattr(self.first, "fitted", True) and getattr(self.second, "fitted", True)
 
     def fit(self, snapshot_bytes: int, budget: int | None) -> None:
         for part in (self.first, self.second):
