@@ -202,7 +202,7 @@ class Recorder(keras.callbacks.Callback):
         force: bool,
         snapshot: bool | None,
         captures: Any,
-        final: bool = False,
+        final: bool,
     ) -> None:
         core = self.core
         with no_grad():

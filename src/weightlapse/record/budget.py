@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from weightlapse.record.schedule import Schedule, fit_to_budget
 from weightlapse.store.layout import snapshot_nbytes
 
 
@@ -22,11 +21,6 @@ class SnapshotBudget:
         self.spent = spent
         self._sizes: dict[tuple, int] = {}  # bytes a snapshot of these tensors takes
         self._warned = False
-
-    def fit(self, schedule: Schedule, tensors: Mapping[str, Any]) -> None:
-        """Tells the snapshot schedule what a snapshot of the run's `tensors` takes (the
-        default's density depends on it: schedule.BudgetedLogSpaced)."""
-        fit_to_budget(schedule, self.size_of(tensors), self.budget)
 
     def size_of(self, tensors: Mapping[str, Any]) -> int:
         """Bytes a snapshot of `tensors` takes, as stored."""

@@ -16,7 +16,7 @@ from weightlapse.record.budget import SnapshotBudget
 from weightlapse.record.config import RecordConfig
 from weightlapse.record.inplace import big_views, host_views, is_big, summarize_in_place
 from weightlapse.record.numpy_ops import NumpyOps
-from weightlapse.record.schedule import Never
+from weightlapse.record.schedule import Never, fit_to_budget
 from weightlapse.record.select import NameFilter
 from weightlapse.record.stats import (
     ArrayOps,
@@ -114,7 +114,8 @@ class StepRecorder:
         cfg = self.config
         self.check_shapes(step, params)
         if not getattr(cfg.snapshots, "fitted", True):  # the default thins for a big model
-            self.budget.fit(cfg.snapshots, self.filter.kept(params))
+            size = self.budget.size_of(self.filter.kept(params))
+            fit_to_budget(cfg.snapshots, size, self.budget.budget)
         wanted = cfg.snapshots.due(step, epoch_end) if snapshot is None else snapshot
         take_snapshot = wanted and self.budget.allows(self.filter.kept(params), final)
         if not (force or take_snapshot or cfg.every.due(step, epoch_end)):

@@ -48,10 +48,15 @@ class LogSpaced(Schedule):
     per_decade: int = 20
 
     def due(self, step: int, epoch_end: bool = False) -> bool:
-        if step <= 0:
-            return True
-        k = self.per_decade
-        return math.floor(k * math.log10(step + 1)) > math.floor(k * math.log10(step))
+        return log_spaced_due(step, self.per_decade)
+
+
+def log_spaced_due(step: int, per_decade: int) -> bool:
+    """LogSpaced's rule, for any density (BudgetedLogSpaced changes its own)."""
+    if step <= 0:
+        return True
+    k = per_decade
+    return math.floor(k * math.log10(step + 1)) > math.floor(k * math.log10(step))
 
 
 # A run this many decades of steps long (a million) is what the default snapshot schedule
@@ -81,7 +86,7 @@ class BudgetedLogSpaced(Schedule):
         self.per_decade = max(1, min(self.most, affordable // RUN_DECADES))
 
     def due(self, step: int, epoch_end: bool = False) -> bool:
-        return LogSpaced(self.per_decade).due(step, epoch_end)
+        return log_spaced_due(step, self.per_decade)
 
 
 @dataclass(frozen=True)

@@ -280,17 +280,15 @@ def _finite_rows(
     stats: np.ndarray,
     counts: np.ndarray,
     histograms: bool,
-    big: list[int] | None = None,
+    big: list[int],
 ) -> np.ndarray:
     """Fills the `stats` and (`histograms`) `counts` rows of the tensors whose values are
     all finite (and whose squares sum without overflow); returns which those were. `big`:
-    the tensors over SMALL elements, when the caller knows them."""
+    the tensors over SMALL elements (Segments.big)."""
     kernels = _loaded_kernels()
     flat = kernels.host_values(flat)  # once, for both kernels (a cast, for float16 and such)
     lo = np.full(len(sizes), np.inf)
     hi = np.full(len(sizes), -np.inf)
-    if big is None:
-        big = np.flatnonzero(sizes > SMALL).tolist()
     for t in big:  # NumPy's SIMD passes: faster here
         a = flat[int(offsets[t]) : int(offsets[t] + sizes[t])]
         lo[t], hi[t] = a.min(), a.max()  # NaN if there is one
@@ -323,7 +321,8 @@ def _non_finite_row(a: np.ndarray, stats: np.ndarray, counts: np.ndarray, histog
     one = np.array([unit.size], dtype=np.int64)
     row = np.full((1, len(STAT_NAMES)), np.nan)
     row_counts = counts.reshape(1, -1)
-    _finite_rows(unit, np.zeros(1, dtype=np.int64), one, row, row_counts, histograms)
+    big = [0] if unit.size > SMALL else []
+    _finite_rows(unit, np.zeros(1, dtype=np.int64), one, row, row_counts, histograms, big)
     stats[:6] = row[0, :6] * scale
     stats[:2] = (float(finite.min()), float(finite.max()))  # exact, not rescaled
 
