@@ -60,25 +60,22 @@ def probes_path(kind: str) -> str:
     return f"{kind}/probes"
 
 
-def growing_array_spec(
-    path: str, tensors: int = 0
-) -> tuple[tuple[int, ...], tuple[bool, ...], Any, Any]:
-    """A per-step array's (chunks of the axes after steps (0: the axis's own size), which
-    of those axes have a fixed size from the start, dtype, fill value). The other axes
-    (tensors, probes, scalar columns) grow as new ones come. `tensors`: how many the
-    array starts with (a run of very many tensors gets wider chunks, see tensor_chunk)."""
+def growing_array_spec(path: str, tensors: int = 0) -> tuple[tuple[int, ...], Any, Any]:
+    """A per-step array's (chunks of the axes after steps (0: the axis's own size), dtype,
+    fill value). Its tensors, probes and scalar columns axes grow as new ones come.
+    `tensors`: how many the array starts with (a run of very many tensors gets wider
+    chunks, see tensor_chunk)."""
     n_stats = len(STAT_NAMES)
     if path == INDEX_PATH:
-        return (len(INDEX_COLUMNS),), (True,), np.float64, np.nan
+        return (len(INDEX_COLUMNS),), np.float64, np.nan
     if path == SCALARS_PATH:
-        return (CHUNK_SCALARS,), (False,), np.float64, np.nan
+        return (CHUNK_SCALARS,), np.float64, np.nan
     if path.endswith("/stats"):
-        chunk = tensor_chunk(CHUNK_TENSORS_STATS, tensors)
-        return (chunk, n_stats), (False, True), np.float64, np.nan
+        return (tensor_chunk(CHUNK_TENSORS_STATS, tensors), n_stats), np.float64, np.nan
     if path.endswith("/hist"):
-        return (tensor_chunk(CHUNK_TENSORS_HIST, tensors), 0), (False, True), np.uint32, 0
+        return (tensor_chunk(CHUNK_TENSORS_HIST, tensors), 0), np.uint32, 0
     if path.endswith("/probes"):
-        return (CHUNK_PROBES,), (False,), np.float64, np.nan
+        return (CHUNK_PROBES,), np.float64, np.nan
     raise ValueError(f"not a per-step array: {path}")
 
 
@@ -210,11 +207,13 @@ def create_growing_array(
     inner_chunks: tuple[int, ...],
     dtype: Any,
     fill_value: Any,
+    steps: int = 0,
 ) -> zarr.Array:
-    """An array whose first axis is steps, empty at first and grown at each flush."""
+    """An array whose first axis is steps, made `steps` long (its first flush's rows:
+    a resize rewrites the metadata, 1-1.4 ms of Zarr's a call) and grown at each flush."""
     return group.create_array(
         path,
-        shape=(0, *inner_shape),
+        shape=(steps, *inner_shape),
         chunks=(chunk_steps(path, inner_chunks), *inner_chunks),
         dtype=dtype,
         fill_value=fill_value,
@@ -233,13 +232,15 @@ def write_int_rows(
     names: tuple[str, ...],
 ) -> None:
     """Writes int64 rows (an index: -1 is its fill, so a lost chunk is seen) at `start`
-    of the array at `path`, made on first use, grown to end with them."""
-    if path in group:
+    of the array at `path`, made on first use (as long as they need), grown to end with
+    them."""
+    stop = start + len(rows)
+    try:
         arr = group[path]
-    else:
+    except KeyError:
         arr = group.create_array(
             path,
-            shape=(0, *rows.shape[1:]),
+            shape=(stop, *rows.shape[1:]),
             chunks=(chunk_rows, *rows.shape[1:]),
             dtype=np.int64,
             fill_value=-1,
@@ -247,9 +248,10 @@ def write_int_rows(
             config=EVERY_CHUNK,
             dimension_names=names,
         )
-    arr.resize((start + len(rows), *rows.shape[1:]))
+    if arr.shape != (stop, *rows.shape[1:]):
+        arr.resize((stop, *rows.shape[1:]))
     if len(rows):
-        arr[start : start + len(rows)] = rows
+        arr[start:stop] = rows
 
 
 def snapshot_dtype(dtype: np.dtype) -> np.dtype:

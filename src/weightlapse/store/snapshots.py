@@ -199,13 +199,17 @@ class SnapshotWriter:
         first = taken[0][1]
         dtype = layout.snapshot_dtype(first.dtype)
         entry = spec.get(name)
-        if entry is None:
+        if entry is None:  # made as long as this flush needs: no resize to write it
             path = layout.snapshot_path(kind, name, {e["array"] for e in spec.values()})
-            self._create(path, (0, *first.shape), dtype, {"tensor": name, "kind": kind})
+            about = {"tensor": name, "kind": kind}
+            self._create(path, (len(taken), *first.shape), dtype, about)
             entry = spec[name] = {"array": path}
+            k = 0
+        else:
+            arr = self._array(entry["array"])
+            k = arr.shape[0]  # rows past the listed ones (a crash before a commit) stay unused
+            arr.resize((k + len(taken), *arr.shape[1:]))
         arr = self._array(entry["array"])
-        k = arr.shape[0]  # rows past the listed ones (a crash before a commit) stay unused
-        arr.resize((k + len(taken), *arr.shape[1:]))
         # Rows go in stacks of up to STACK_BYTES: Zarr's cost a call, not a chunk, is most
         # of a small snapshot's (the MLP's defaults over 300 steps: close() 0.46 -> 0.32 s,
         # `python bench/writer_ab.py stack`), and a stack bounds the extra copy.
@@ -221,7 +225,7 @@ class SnapshotWriter:
         self.attrs["snapshot_bytes"] += sum(layout.snapshot_nbytes(d) for _, d in taken)
 
     def _create(self, path: str, shape: tuple[int, ...], dtype: Any, about: dict) -> None:
-        self.group.create_array(
+        self._arrays[path] = self.group.create_array(
             path,
             shape=shape,
             chunks=layout.snapshot_chunks(shape[1:], np.dtype(dtype).itemsize),

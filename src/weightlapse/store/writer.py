@@ -332,16 +332,21 @@ class StoreWriter:
         self._new_probes.setdefault(kind, []).append(probe_elements)
         self.attrs["tensors"].setdefault(info.name, info.as_json())
 
-    def _growing_array(self, path: str, block: np.ndarray) -> zarr.Array:
+    def _growing_array(self, path: str, block: np.ndarray, stop: int) -> zarr.Array:
+        """The array at `path`: known, or there already (a resumed run), or made now as
+        long and wide as this flush's block needs (so its first write needs no resize)."""
         arr = self._arrays.get(path)
-        if arr is None and path in self.group:  # resumed: the array is there already
-            arr = self._arrays[path] = self.group[path]
-        if arr is None:
-            chunks, fixed, dtype, fill = layout.growing_array_spec(path, block.shape[1])
+        if arr is not None:
+            return arr
+        try:
+            arr = self.group[path]
+        except KeyError:
+            chunks, dtype, fill = layout.growing_array_spec(path, block.shape[1])
             chunks = tuple(c or n for c, n in zip(chunks, block.shape[1:]))
-            inner = tuple(n if f else 0 for n, f in zip(block.shape[1:], fixed))
-            arr = layout.create_growing_array(self.group, path, inner, chunks, dtype, fill)
-            self._arrays[path] = arr
+            arr = layout.create_growing_array(
+                self.group, path, block.shape[1:], chunks, dtype, fill, stop
+            )
+        self._arrays[path] = arr
         return arr
 
     @staticmethod
@@ -359,7 +364,8 @@ class StoreWriter:
         if buffered:
             blocks = step_blocks(buffered, self.attrs["kinds"], self.attrs["scalars"], self.bins)
             for path, block in blocks.items():
-                self._write_rows(self._growing_array(path, block), start, block)
+                stop = start + len(block)
+                self._write_rows(self._growing_array(path, block, stop), start, block)
         self._snapshots.write(buffered)
         self.attrs["committed_steps"] = start + len(buffered)
         self._commit_attrs()  # last: this is what makes the steps visible
