@@ -119,3 +119,51 @@ def test_the_cli_reads_a_run_that_is_still_being_written(tmp_path):
     finally:
         writer.kill()
         writer.wait()
+
+
+KILLED_IN_A_COMMIT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import weightlapse
+    from weightlapse.store.writer import StoreWriter
+
+    commit = StoreWriter._commit_attrs
+    def killed_at_the_second(self):
+        if self.attrs["committed_steps"] >= 2:
+            os._exit(9)  # as kill -9: no cleanup, the commit never written
+        commit(self)
+    StoreWriter._commit_attrs = killed_at_the_second
+
+    run = weightlapse.create(sys.argv[1], snapshots=1)
+    run.log(0, {"w": np.zeros((4, 3), np.float32)})
+    run.flush()
+    # new tensors at step 1: their arrays (snapshots, index, packs) are made, not committed
+    new = {f"v{i}": np.ones(5, np.float32) for i in range(int(sys.argv[2]))}
+    run.log(1, {"w": np.ones((4, 3), np.float32), **new})
+    run.close()
+""")
+
+
+@pytest.mark.parametrize("new", [1, 300], ids=["one new tensor", "a pack of small ones"])
+def test_a_run_killed_before_it_committed_new_arrays_resumes_and_records_them(tmp_path, new):
+    """A kill after a flush made new tensors' arrays and before it committed them leaves
+    arrays no committed step lists; the resumed run makes them anew (it stopped
+    recording at its first flush: an array exists at 'param/snapshots/v0')."""
+    from weightlapse.store.check import check_run
+
+    path = tmp_path / "r"
+    command = [sys.executable, "-c", KILLED_IN_A_COMMIT, str(path), str(new)]
+    assert subprocess.run(command, check=False).returncode == 9
+    assert len(list((path / "param" / "snapshots").iterdir())) > 1  # made, not committed
+    assert len(weightlapse.open(path).steps) == 1
+    with weightlapse.create(path, resume=True, snapshots=1) as run:
+        for step in (1, 2):
+            tensors = {f"v{i}": np.full(5, step, np.float32) for i in range(new)}
+            run.log(step, {"w": np.full((4, 3), step, np.float32), **tensors})
+    run = weightlapse.open(path)
+    assert list(run.steps) == [0, 1, 2]
+    for name in ("v0", f"v{new - 1}"):
+        assert list(run[name].snapshot_steps) == [1, 2]
+        np.testing.assert_array_equal(run[name].at(2), np.full(5, 2, np.float32))
+    np.testing.assert_array_equal(run["w"].stats["mean"], [0.0, 1.0, 2.0])
+    assert not check_run(path)
