@@ -9,13 +9,16 @@ the training thread, torch's other threads (its OpenMP workers, which spin while
 training thread works), the writer thread, Zarr's threads (its event loop and the pool
 that encodes chunks). `close()`: milliseconds in its parts (the writer's flush: the
 snapshots, each tensor's own, the per-step rows, the arrays created at the first flush,
-the commit), from the store's methods wrapped for this run (their time inside close()).
+the commit), from the store's methods wrapped for this run (their time inside close()),
+and the minor page faults of the process during close() (pages it touched for the first
+time: slow on some virtual machines, see bench/fresh_memory.py).
 Figures of one run: run it a few times (this machine is noisy), read them side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import threading
@@ -114,9 +117,11 @@ def main() -> None:
         trained, after = time.perf_counter() - began, thread_cpu()
         names.update({t.native_id: t.name for t in threading.enumerate()})
         time.sleep(args.pause)  # (torch's threads stop spinning, the writer may flush)
+        faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         closing_began = time.perf_counter()
         watcher.close()
         closing = time.perf_counter() - closing_began
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     main_id = threading.main_thread().native_id
     groups: dict[str, float] = {}
     for tid, cpu in after.items():
@@ -136,7 +141,8 @@ def main() -> None:
     print(f"{args.model}, {args.variant}: {trained * per:.3f} ms a step, {args.steps} steps")
     for group, cpu in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"  {group}: {cpu * per:.3f} ms of CPU a step")
-    print(f"close(): {closing * 1e3:.0f} ms, of which:")
+    print(f"close(): {closing * 1e3:.0f} ms ({faults:,} minor page faults: memory touched")
+    print("  for the first time, see bench/fresh_memory.py), of which:")
     spent: dict[str, float] = {}
     for label, start, end in calls:  # the part of each call inside close()
         if end > closing_began:
