@@ -167,3 +167,43 @@ def test_a_run_killed_before_it_committed_new_arrays_resumes_and_records_them(tm
         np.testing.assert_array_equal(run[name].at(2), np.full(5, 2, np.float32))
     np.testing.assert_array_equal(run["w"].stats["mean"], [0.0, 1.0, 2.0])
     assert not check_run(path)
+
+
+KILLED_AFTER_THE_PROBES = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import weightlapse
+    import weightlapse.store.writer as writer
+
+    append, calls = writer.probe_index.append, []
+    def killed_after_the_second(*args):
+        append(*args)
+        calls.append(args)
+        if len(calls) == 2:
+            os._exit(9)  # the new tensor's probe elements written, the commit not
+    writer.probe_index.append = killed_after_the_second
+
+    run = weightlapse.create(sys.argv[1], snapshots=None)
+    run.log(0, {"w": np.zeros((4, 3), np.float32)})
+    run.flush()
+    run.log(1, {"w": np.ones((4, 3), np.float32), "a": np.zeros(1000, np.float32)})
+    run.close()
+""")
+
+
+def test_probes_of_a_tensor_new_after_a_resume_are_its_own(tmp_path):
+    """A killed flush may leave probe elements of a tensor no commit lists; a tensor new
+    in the resumed run had its elements written after those, and read back the killed
+    one's: each probed value labelled with another element (silently, where in range)."""
+    path = tmp_path / "r"
+    command = [sys.executable, "-c", KILLED_AFTER_THE_PROBES, str(path)]
+    assert subprocess.run(command, check=False).returncode == 9
+    assert weightlapse.open(path).tensors == ["w"]
+    index = np.arange(2000, dtype=np.float32)  # each element holds its own index
+    with weightlapse.create(path, resume=True, snapshots=None) as run:
+        for step in (1, 2):
+            run.log(step, {"w": np.full((4, 3), step, np.float32), "b": index})
+    trajectory = weightlapse.open(path)["b"].trajectory()
+    labels = [element for (element,) in trajectory.elements]
+    assert len(labels) > 1
+    np.testing.assert_array_equal(trajectory.values[-1], labels)

@@ -22,12 +22,14 @@ def probe_elements_path(kind: str) -> str:
     return f"{kind}/probe_elements"
 
 
-def append(group: zarr.Group, kind: str, elements: list[np.ndarray]) -> None:
-    """Appends tensors' probe elements (in registration order)."""
+def append(group: zarr.Group, kind: str, elements: list[np.ndarray], committed: int) -> None:
+    """Writes new tensors' probe elements (in registration order) after the `committed`
+    ones (the sum of the committed attributes' probe_counts). Not after the array's end:
+    a flush killed before its commit may have left rows there that no tensor owns, and
+    the next tensor's elements must start where the counts say they do."""
     values = np.concatenate([np.asarray(e, dtype=np.int64) for e in elements])
     path = probe_elements_path(kind)
-    start = group[path].shape[0] if path in group else 0
-    layout.write_int_rows(group, path, start, values, CHUNK, (f"{kind}_probe",))
+    layout.write_int_rows(group, path, committed, values, CHUNK, (f"{kind}_probe",))
 
 
 def read(group: zarr.Group, attrs: dict[str, Any], kind: str, row: int) -> np.ndarray:
@@ -54,4 +56,4 @@ def migrate(group: zarr.Group, attrs: dict[str, Any]) -> None:
         lists = spec.pop("probe_elements", [])
         if probe_elements_path(kind) in group:
             del group[probe_elements_path(kind)]
-        append(group, kind, [np.asarray(e) for e in lists] or [np.zeros(0, np.int64)])
+        append(group, kind, [np.asarray(e) for e in lists] or [np.zeros(0, np.int64)], 0)

@@ -383,7 +383,9 @@ class StoreWriter:
 
     def _commit_attrs(self) -> None:
         for kind, elements in self._new_probes.items():  # before the attributes list them
-            probe_index.append(self.group, kind, elements)
+            counts = self.attrs["kinds"][kind]["probe_counts"]  # the new tensors' included
+            committed = sum(counts) - sum(len(e) for e in elements)
+            probe_index.append(self.group, kind, elements, committed)
         self._new_probes = {}
         self.attrs["writer"]["heartbeat"] = time.time()
         self.group.attrs[layout.ROOT_ATTR] = self.attrs
