@@ -195,6 +195,8 @@ def test_probes_of_a_tensor_new_after_a_resume_are_its_own(tmp_path):
     """A killed flush may leave probe elements of a tensor no commit lists; a tensor new
     in the resumed run had its elements written after those, and read back the killed
     one's: each probed value labelled with another element (silently, where in range)."""
+    from weightlapse.store.check import check_run
+
     path = tmp_path / "r"
     command = [sys.executable, "-c", KILLED_AFTER_THE_PROBES, str(path)]
     assert subprocess.run(command, check=False).returncode == 9
@@ -207,3 +209,4 @@ def test_probes_of_a_tensor_new_after_a_resume_are_its_own(tmp_path):
     labels = [element for (element,) in trajectory.elements]
     assert len(labels) > 1
     np.testing.assert_array_equal(trajectory.values[-1], labels)
+    assert not check_run(path)
