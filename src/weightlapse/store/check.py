@@ -242,3 +242,20 @@ def remove_partial_files(path: Any) -> int:
     for file in stray:
         file.unlink(missing_ok=True)
     return len(stray)
+
+
+def remove_unlisted_snapshots(group: zarr.Group, attrs: dict[str, Any]) -> list[str]:
+    """Deletes the snapshot arrays no committed entry lists: a flush killed before its
+    commit made them (a new tensor's, a new pack, a sharded or direct write's). Nothing
+    refers to them, and the resumed writer makes new tensors' arrays at such paths."""
+    listed = {e["array"] for entries in attrs["snapshots"].values() for e in entries.values()}
+    removed = []
+    for kind in group.group_keys():
+        if f"{kind}/snapshots" not in group:
+            continue
+        for name in group[f"{kind}/snapshots"].array_keys():
+            path = f"{kind}/snapshots/{name}"
+            if path not in listed:
+                del group[path]
+                removed.append(path)
+    return removed

@@ -225,9 +225,6 @@ class SnapshotWriter:
         self.attrs["snapshot_bytes"] += sum(layout.snapshot_nbytes(d) for _, d in taken)
 
     def _create(self, path: str, shape: tuple[int, ...], dtype: Any, about: dict) -> None:
-        """A new snapshot array at a path no committed entry lists. An array there is what
-        a flush killed before its commit left: nothing refers to it, so it is replaced
-        (else the resumed run stopped recording at its first flush)."""
         self._arrays[path] = self.group.create_array(
             path,
             shape=shape,
@@ -238,7 +235,6 @@ class SnapshotWriter:
             config=layout.EVERY_CHUNK,
             dimension_names=layout.dimension_names(path, len(shape)),
             attributes=about,
-            overwrite=True,
         )
 
     def _pack_new_small_tensors(self, by_tensor: dict[tuple[str, str], list]) -> None:

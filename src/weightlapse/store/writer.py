@@ -20,7 +20,7 @@ import zarr
 
 from weightlapse.errors import RecordingError
 from weightlapse.store import layout, probe_index
-from weightlapse.store.check import remove_partial_files
+from weightlapse.store.check import remove_partial_files, remove_unlisted_snapshots
 from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
 from weightlapse.store.messages import Flush, Handover, Message, Meta, Register, Step, iter_queue
@@ -105,6 +105,7 @@ class StoreWriter:
         if resume:
             remove_partial_files(path)  # what a killed writer left half-written
             self.group, self.attrs = open_for_resume(path, self.storage_options)
+            remove_unlisted_snapshots(self.group, self.attrs)  # and never committed
             migrate(self.group, self.attrs)  # an older run's lists into arrays
             probe_index.migrate(self.group, self.attrs)
             self.attrs["format_version"] = layout.FORMAT_VERSION
