@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import zarr
 
 from weightlapse.errors import RunFormatError
 from weightlapse.store import layout
+from weightlapse.store.lock import LOCK_NAME
 from weightlapse.store.probe_index import probe_elements_path
 from weightlapse.store.snapshot_index import append_rows, index_path, read_lists
 
@@ -250,7 +253,10 @@ def remove_unlisted_snapshots(group: zarr.Group, attrs: dict[str, Any]) -> list[
     refers to them, and the resumed writer makes new tensors' arrays at such paths."""
     listed = {e["array"] for entries in attrs["snapshots"].values() for e in entries.values()}
     removed = []
-    for kind in group.group_keys():
+    with warnings.catch_warnings():  # Zarr warns of the lock file beside the kinds' groups
+        warnings.filterwarnings("ignore", message=f".*{re.escape(LOCK_NAME)}")
+        kinds = list(group.group_keys())
+    for kind in kinds:
         if f"{kind}/snapshots" not in group:
             continue
         for name in group[f"{kind}/snapshots"].array_keys():
