@@ -292,6 +292,39 @@ def test_int64_past_2_53_of_float32_keeps_its_value(tmp_path):
     assert history.at(0)[0] == 2**40 + 1 and history.at(0).dtype == np.int64
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["own array", "packed"])
+def test_a_snapshot_in_a_wider_dtype_than_its_array_says_it_is_rounded(tmp_path, packed):
+    """A tensor's snapshots are stored in its dtype at its first snapshot: float64 values
+    of a tensor first seen as float32 were rounded to float32 without a word."""
+    others = {f"s{i}": np.zeros(4, np.float32) for i in range(300 if packed else 0)}
+    fine = np.array([1 + 1e-12, 2.0, 3.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with weightlapse.create(tmp_path / "r", snapshots=1) as run:
+            run.log(0, {"w": np.zeros(3, np.float32), "h": np.zeros(3, np.float32), **others})
+            for step in (1, 2):  # float16 into float32 is exact: no word of it
+                run.log(step, {"w": fine, "h": np.ones(3, np.float16), **others})
+    said = [str(w.message) for w in caught if "rounded" in str(w.message)]
+    assert len(said) == 1, said  # once a tensor
+    assert "'w'" in said[0] and "float64" in said[0] and "float32" in said[0]
+    history = weightlapse.open(tmp_path / "r")["w"]
+    assert history.at(1)[0] == 1.0  # rounded, as it says
+    assert history.stats["mean"][1] == pytest.approx(fine.mean(), abs=0, rel=1e-15)
+
+
+def test_many_tensors_whose_one_copy_is_wider_than_their_pack_say_it_once(tmp_path):
+    """300 small tensors all float64 after float32: their snapshots travel as one flat
+    copy into the packs made at float32 (store/snapshots.py _write_bulks)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with weightlapse.create(tmp_path / "r", snapshots=1) as run:
+            run.log(0, {f"s{i}": np.zeros(4, np.float32) for i in range(300)})
+            for step in (1, 2, 3):
+                run.log(step, {f"s{i}": np.full(4, 1 + 1e-12) for i in range(300)})
+    said = [str(w.message) for w in caught if "rounded" in str(w.message)]
+    assert len(said) == 1 and "'s0' and the tensors packed with it" in said[0], said
+
+
 def test_bfloat16_and_float8_arrays_are_recorded(tmp_path):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     bf16 = np.array([1.5, -2.0, 3.0], dtype=ml_dtypes.bfloat16)

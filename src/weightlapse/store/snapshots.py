@@ -4,6 +4,7 @@ so that the file count and the time to close do not grow with tensors x snapshot
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,7 @@ class SnapshotWriter:
         self._index_blocks: dict[str, list[np.ndarray]] = {}  # the same, in (m, 3) blocks
         self._tensor_rows: dict[str, dict[str, int]] = {}
         self._plans: dict[tuple[str, tuple[str, ...]], BulkPlan] = {}
+        self._said_rounded: set[tuple[str, str]] = set()
 
     def write(self, records: list[StepRecord]) -> None:
         self._write(records)
@@ -159,6 +161,9 @@ class SnapshotWriter:
             block = np.full((len(takers), arr.shape[1]), layout.snapshot_fill(arr.dtype), arr.dtype)
             for i, (step, bulk, plan) in enumerate(takers):
                 pack = plan.packs[path]
+                if not np.can_cast(bulk.flat.dtype, arr.dtype, "safe"):  # (all of one dtype)
+                    some = f"{bulk.names[pack.tensors[0]]!r} and the tensors packed with it"
+                    self._say_if_rounded(plan.kind, some, bulk.flat, arr.dtype, step)
                 for lo, hi, column in pack.pieces:
                     block[i, column : column + hi - lo] = bulk.flat[lo:hi]
                 rows = plan.tensor_rows[pack.tensors]
@@ -168,6 +173,31 @@ class SnapshotWriter:
                 self.attrs["snapshot_bytes"] += pack.elements * bulk.flat.itemsize
             arr.resize((first + len(takers), arr.shape[1]))
             arr[first : first + len(takers)] = block
+
+    def _say_if_rounded(
+        self, kind: str, who: str, data: np.ndarray, stored: np.dtype, step: int
+    ) -> None:
+        """Says, once a tensor (`who`), that its snapshots lose precision: it came in a
+        dtype its array (made in the dtype of its first snapshot) cannot hold, with
+        values that do not survive the cast (float32 values in a float64 copy do)."""
+        logged = np.asarray(data).dtype
+        if np.can_cast(layout.snapshot_dtype(logged), stored, "safe"):
+            return
+        if (kind, who) in self._said_rounded:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):  # past the range: inf, said
+            back = np.asarray(data).astype(stored).astype(logged)
+        if np.array_equal(back, data, equal_nan=logged.kind in "fc"):
+            return
+        self._said_rounded.add((kind, who))
+        warnings.warn(
+            f"weightlapse: {who} ({kind}) came as {logged} at step {step}, but its "
+            f"snapshots are stored as {stored}, its dtype at its first snapshot: they are "
+            f"rounded to {stored} (its statistics are not). Log a tensor in one dtype for "
+            "the whole run, or under a new name for the new one.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
     def _listed(self, kind: str, name: str, step: int, row: int) -> None:
         """Snapshot `row` of its array holds `name` at `step` (an index row)."""
@@ -210,6 +240,8 @@ class SnapshotWriter:
             k = arr.shape[0]  # rows past the listed ones (a crash before a commit) stay unused
             arr.resize((k + len(taken), *arr.shape[1:]))
         arr = self._array(entry["array"])
+        for step, data in taken:
+            self._say_if_rounded(kind, repr(name), data, arr.dtype, step)
         # Rows go in stacks of up to STACK_BYTES: Zarr's cost a call, not a chunk, is most
         # of a small snapshot's (the MLP's defaults over 300 steps: close() 0.46 -> 0.32 s,
         # `python bench/writer_ab.py stack`), and a stack bounds the extra copy.
@@ -285,6 +317,7 @@ class SnapshotWriter:
         block = np.full((len(steps), arr.shape[1]), layout.snapshot_fill(arr.dtype), arr.dtype)
         for i, step in enumerate(steps):
             for name, entry, data in by_step[step]:
+                self._say_if_rounded(kind, repr(name), data, arr.dtype, step)
                 block[i, entry["start"] : entry["start"] + data.size] = data.reshape(-1)
                 self._listed(kind, name, step, first + i)
                 self.attrs["snapshot_bytes"] += layout.snapshot_nbytes(data)
