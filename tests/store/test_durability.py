@@ -1,4 +1,5 @@
-"""A second process reads while a run is written; kill -9 mid-write leaves a clean run."""
+"""A second process reads while a run is written; kill -9 mid-write leaves a clean run,
+which resumes."""
 
 import os
 import signal
@@ -148,8 +149,9 @@ KILLED_IN_A_COMMIT = textwrap.dedent("""
 @pytest.mark.parametrize("new", [1, 300], ids=["one new tensor", "a pack of small ones"])
 def test_a_run_killed_before_it_committed_new_arrays_resumes_and_records_them(tmp_path, new):
     """A kill after a flush made new tensors' arrays and before it committed them leaves
-    arrays no committed step lists; the resumed run makes them anew (it stopped
-    recording at its first flush: an array exists at 'param/snapshots/v0')."""
+    arrays no committed step lists; the resumed run removes them and makes its own
+    (before, it stopped recording at its first flush: "an array exists at
+    'param/snapshots/v0'")."""
     from weightlapse.store.check import check_run
 
     path = tmp_path / "r"
