@@ -312,6 +312,25 @@ def test_a_snapshot_in_a_wider_dtype_than_its_array_says_it_is_rounded(tmp_path,
     assert history.stats["mean"][1] == pytest.approx(fine.mean(), abs=0, rel=1e-15)
 
 
+def test_a_big_tensor_written_in_place_in_a_wider_dtype_says_it_is_rounded(tmp_path, monkeypatch):
+    """Past BIG_BYTES a host tensor is written from its own memory into its array by
+    store/regions.py (as sharded snapshots are): the same word when it rounds."""
+    from weightlapse.record import inplace
+
+    monkeypatch.setattr(inplace, "BIG_BYTES", 1024)
+    wide = np.full((300, 7), 1 + 1e-12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with weightlapse.create(tmp_path / "r", snapshots=1) as run:
+            run.log(0, {"big": np.zeros((300, 7), np.float32)})
+            run.log(1, {"big": np.full((300, 7), 2.0)})  # float64, exact in float32
+            run.log(2, {"big": wide})
+            run.log(3, {"big": wide})
+    said = [str(w.message) for w in caught if "rounded" in str(w.message)]
+    assert len(said) == 1 and "'big'" in said[0] and "float64" in said[0], said
+    assert weightlapse.open(tmp_path / "r")["big"].at(2)[0, 0] == 1.0
+
+
 def test_many_tensors_whose_one_copy_is_wider_than_their_pack_say_it_once(tmp_path):
     """300 small tensors all float64 after float32: their snapshots travel as one flat
     copy into the packs made at float32 (store/snapshots.py _write_bulks)."""

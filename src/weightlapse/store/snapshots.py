@@ -23,6 +23,29 @@ PACK_ELEMENTS = 4 * 2**20  # columns of one packed array at most (16 MiB of floa
 STACK_BYTES = 16 * 2**20  # a tensor's snapshots of one flush are written this much at once
 
 
+def rounded(data: np.ndarray, stored: np.dtype) -> bool:
+    """Whether storing `data` in a snapshot array of dtype `stored` (a tensor's dtype at
+    its first snapshot) changes a value: a dtype that cannot hold them all. float32
+    values carried as float64 survive; 1 + 1e-12 or 1e300 into float32 do not."""
+    logged = data.dtype
+    if np.can_cast(layout.snapshot_dtype(logged), stored, "safe"):
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):  # past the range: inf, said
+        back = data.astype(stored).astype(logged)
+    return not np.array_equal(back, data, equal_nan=logged.kind in "fc")
+
+
+def warn_rounded(kind: str, who: str, logged: np.dtype, stored: np.dtype, when: str) -> None:
+    warnings.warn(
+        f"weightlapse: {who} ({kind}) came as {logged}{when}, but its snapshots are "
+        f"stored as {stored}, its dtype at its first snapshot: they are rounded to "
+        f"{stored} (its statistics are not). Log a tensor in one dtype for the whole run, "
+        "or under a new name for the new one.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 @dataclass
 class PackPart:
     """A bulk's tensors in one pack: runs of the flat copy that land on runs of columns."""
@@ -177,27 +200,10 @@ class SnapshotWriter:
     def _say_if_rounded(
         self, kind: str, who: str, data: np.ndarray, stored: np.dtype, step: int
     ) -> None:
-        """Says, once a tensor (`who`), that its snapshots lose precision: it came in a
-        dtype its array (made in the dtype of its first snapshot) cannot hold, with
-        values that do not survive the cast (float32 values in a float64 copy do)."""
-        logged = np.asarray(data).dtype
-        if np.can_cast(layout.snapshot_dtype(logged), stored, "safe"):
-            return
-        if (kind, who) in self._said_rounded:
-            return
-        with np.errstate(over="ignore", invalid="ignore"):  # past the range: inf, said
-            back = np.asarray(data).astype(stored).astype(logged)
-        if np.array_equal(back, data, equal_nan=logged.kind in "fc"):
-            return
-        self._said_rounded.add((kind, who))
-        warnings.warn(
-            f"weightlapse: {who} ({kind}) came as {logged} at step {step}, but its "
-            f"snapshots are stored as {stored}, its dtype at its first snapshot: they are "
-            f"rounded to {stored} (its statistics are not). Log a tensor in one dtype for "
-            "the whole run, or under a new name for the new one.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        """Says, once a tensor (`who`), that its snapshots lose precision."""
+        if (kind, who) not in self._said_rounded and rounded(data, stored):
+            self._said_rounded.add((kind, who))
+            warn_rounded(kind, who, data.dtype, stored, f" at step {step}")
 
     def _listed(self, kind: str, name: str, step: int, row: int) -> None:
         """Snapshot `row` of its array holds `name` at `step` (an index row)."""
