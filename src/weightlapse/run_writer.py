@@ -192,6 +192,7 @@ class RunWriter:
         self.store = StoreWriter(
             self.path,
             resume=True,
+            bins=self.store.bins,
             flush_seconds=self.store.flush_seconds,
             storage_options=self.store.storage_options,
         )

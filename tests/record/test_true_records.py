@@ -528,6 +528,21 @@ def test_resume_appends_after_the_last_committed_step(tmp_path):
     assert run["w"].snapshot_steps == [0, 1, 2, 3, 4] and run["w"].at(4)[0] == 4.0
 
 
+def test_resume_with_another_bin_count_is_refused_before_anything_changes(tmp_path):
+    """A run keeps one bin count; resumed with another, the first flush failed to fit
+    32 counts into 64 columns and every resumed step was lost (a warning)."""
+    with weightlapse.create(tmp_path / "r", bins=32) as run:
+        run.log(0, {"w": np.arange(100.0)})
+    before = (tmp_path / "r" / "zarr.json").read_bytes()
+    with pytest.raises(WeightlapseError, match="32-bin.*bins=32, not 64"):
+        weightlapse.create(tmp_path / "r", resume=True)
+    assert (tmp_path / "r" / "zarr.json").read_bytes() == before
+    with weightlapse.create(tmp_path / "r", resume=True, bins=32) as run:  # (lock let go)
+        run.log(1, {"w": np.arange(100.0)})
+    counts = weightlapse.open(tmp_path / "r")["w"].histograms.counts
+    assert counts.shape == (2, 32) and list(counts.sum(axis=1)) == [100, 100]
+
+
 # ---- 12. a failing disk never stops training ------------------------------------------
 class FailingStore(zarr.storage.LocalStore):
     """A disk that fills up: writes fail once `full` is set."""

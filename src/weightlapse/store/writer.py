@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from weightlapse.errors import RecordingError
+from weightlapse.errors import RecordingError, WeightlapseError
 from weightlapse.store import layout, probe_index
 from weightlapse.store.check import remove_partial_files, remove_unlisted_snapshots
 from weightlapse.store.location import zarr_store
@@ -103,8 +103,14 @@ class StoreWriter:
         self, path: Any, meta: dict[str, Any] | None, bins: int, overwrite: bool, resume: bool
     ) -> None:
         if resume:
-            remove_partial_files(path)  # what a killed writer left half-written
             self.group, self.attrs = open_for_resume(path, self.storage_options)
+            if int(self.attrs["bins"]) != bins:  # before anything is changed
+                raise WeightlapseError(
+                    f"{path!s} records {self.attrs['bins']}-bin histograms, and a run keeps "
+                    f"one bin count: resume it with bins={self.attrs['bins']}, not {bins}. "
+                    "Nothing in it was changed."
+                )
+            remove_partial_files(path)  # what a killed writer left half-written
             remove_unlisted_snapshots(self.group, self.attrs)  # and never committed
             migrate(self.group, self.attrs)  # an older run's lists into arrays
             probe_index.migrate(self.group, self.attrs)
