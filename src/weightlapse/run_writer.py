@@ -268,6 +268,7 @@ def create(
         path,
         meta=dict(meta or {}) if resume else {"framework": "generic", **(meta or {})},
         bins=bins,
+        max_probes=max_probes,
         flush_seconds=flush_seconds,
         overwrite=overwrite,
         resume=resume,

@@ -543,6 +543,28 @@ def test_resume_with_another_bin_count_is_refused_before_anything_changes(tmp_pa
     assert counts.shape == (2, 32) and list(counts.sum(axis=1)) == [100, 100]
 
 
+@pytest.mark.parametrize("max_probes", [8, 64])
+def test_resume_with_a_max_probes_that_probes_otherwise_is_refused(tmp_path, max_probes):
+    """Resumed with another max_probes, the recorder chose other elements of a tensor
+    than the run lists for it: the first flush failed (32 columns, 8 values) and every
+    resumed step was lost. A max_probes that changes nothing (a run of small tensors
+    only) goes on."""
+    with weightlapse.create(tmp_path / "r", max_probes=32) as run:
+        run.log(0, {"w": np.arange(1000.0), "b": np.zeros(5)})
+    before = (tmp_path / "r" / "zarr.json").read_bytes()
+    with pytest.raises(WeightlapseError, match=r"32 of the 1000 elements of 'w'.*max_probes=32"):
+        weightlapse.create(tmp_path / "r", resume=True, max_probes=max_probes)
+    assert (tmp_path / "r" / "zarr.json").read_bytes() == before
+    with weightlapse.create(tmp_path / "r", resume=True) as run:
+        run.log(1, {"w": np.arange(1000.0), "b": np.zeros(5)})
+    assert len(weightlapse.open(tmp_path / "r")["w"].trajectory().values) == 2
+    with weightlapse.create(tmp_path / "small", max_probes=32) as run:
+        run.log(0, {"b": np.zeros(5)})
+    with weightlapse.create(tmp_path / "small", resume=True, max_probes=max_probes) as run:
+        run.log(1, {"b": np.ones(5)})
+    assert list(weightlapse.open(tmp_path / "small").steps) == [0, 1]
+
+
 # ---- 12. a failing disk never stops training ------------------------------------------
 class FailingStore(zarr.storage.LocalStore):
     """A disk that fills up: writes fail once `full` is set."""

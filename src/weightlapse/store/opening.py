@@ -11,8 +11,8 @@ from typing import Any
 
 import zarr
 
-from weightlapse.errors import RunFormatError
-from weightlapse.store import layout
+from weightlapse.errors import RunFormatError, WeightlapseError
+from weightlapse.store import layout, probe_index
 from weightlapse.store.location import delete, holds_anything, zarr_store
 from weightlapse.store.lock import clear_folder_but_lock, is_local, only_the_lock
 
@@ -77,6 +77,22 @@ def open_for_resume(
 
     attrs = StoreReader(path, storage_options).attrs  # a clear error when it is not a run
     return zarr.open_group(zarr_store(path, storage_options), mode="r+"), dict(attrs)
+
+
+def check_resumable(path: Any, attrs: dict[str, Any], bins: int, max_probes: int | None) -> None:
+    """Refuses to resume a run with options that would record it differently: another
+    bin count, or a max_probes that probes its tensors otherwise (None: not checked)."""
+    if int(attrs["bins"]) != bins:
+        raise WeightlapseError(
+            f"{path!s} records {attrs['bins']}-bin histograms, and a run keeps one bin "
+            f"count: resume it with bins={attrs['bins']}, not {bins}. Nothing in it was "
+            "changed."
+        )
+    differs = None if max_probes is None else probe_index.mismatch(attrs, max_probes)
+    if differs:
+        raise WeightlapseError(
+            f"{path!s} cannot be resumed so: {differs}. Nothing in it was changed."
+        )
 
 
 def last_step(group: zarr.Group, attrs: dict[str, Any]) -> int | None:

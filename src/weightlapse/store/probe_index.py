@@ -8,6 +8,7 @@ committed, so a reader never sees a tensor without them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,27 @@ def append(group: zarr.Group, kind: str, elements: list[np.ndarray], committed: 
     values = np.concatenate([np.asarray(e, dtype=np.int64) for e in elements])
     path = probe_elements_path(kind)
     layout.write_int_rows(group, path, committed, values, CHUNK, (f"{kind}_probe",))
+
+
+def mismatch(attrs: dict[str, Any], max_probes: int) -> str | None:
+    """Why a run cannot go on with `max_probes` (a resumed run probes each tensor it has
+    as it did: min(size, max_probes) elements, the same seeded choice), or None."""
+    for kind, spec in attrs["kinds"].items():
+        for name, count in zip(spec["tensors"], spec["probe_counts"]):
+            size = math.prod(attrs["tensors"][name]["shape"])
+            if min(size, max_probes) != count:
+                counts = [
+                    c
+                    for k in attrs["kinds"].values()
+                    for n, c in zip(k["tensors"], k["probe_counts"])
+                    if c < math.prod(attrs["tensors"][n]["shape"])
+                ]
+                was = f"max_probes={counts[0]}" if counts else f"max_probes of at least {count}"
+                return (
+                    f"it probes {count} of the {size} elements of {name!r} ({kind}), where "
+                    f"max_probes={max_probes} takes {min(size, max_probes)}: resume it with {was}"
+                )
+    return None
 
 
 def read(group: zarr.Group, attrs: dict[str, Any], kind: str, row: int) -> np.ndarray:

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 import zarr
 
-from weightlapse.errors import RecordingError, WeightlapseError
-from weightlapse.store import layout, probe_index
+from weightlapse.errors import RecordingError
+from weightlapse.store import layout, opening, probe_index
 from weightlapse.store.check import remove_partial_files, remove_unlisted_snapshots
 from weightlapse.store.location import zarr_store
 from weightlapse.store.lock import WriterLock
 from weightlapse.store.messages import Flush, Handover, Message, Meta, Register, Step, iter_queue
-from weightlapse.store.opening import create_group, last_step, open_for_resume, writer_identity
 from weightlapse.store.pacing import (
     FLUSH_STEPS,
     WRITER_NAP,
@@ -51,6 +50,7 @@ class StoreWriter:
         *,
         meta: dict[str, Any] | None = None,
         bins: int = 64,
+        max_probes: int | None = None,  # resumed: the recorder's, checked against the run's
         flush_seconds: float = 2.0,
         flush_steps: int = FLUSH_STEPS,
         max_pending_bytes: int = 256 * 2**20,
@@ -67,7 +67,7 @@ class StoreWriter:
         self._arrays: dict[str, zarr.Array] = {}
         self._lock = WriterLock(path)  # before anything is read, deleted or written
         try:
-            self._open(path, meta, bins, overwrite, resume)
+            self._open(path, meta, bins, max_probes, overwrite, resume)
         except BaseException:
             self._lock.release()
             raise
@@ -100,16 +100,17 @@ class StoreWriter:
         self._thread.start()
 
     def _open(
-        self, path: Any, meta: dict[str, Any] | None, bins: int, overwrite: bool, resume: bool
+        self,
+        path: Any,
+        meta: dict[str, Any] | None,
+        bins: int,
+        max_probes: int | None,
+        overwrite: bool,
+        resume: bool,
     ) -> None:
         if resume:
-            self.group, self.attrs = open_for_resume(path, self.storage_options)
-            if int(self.attrs["bins"]) != bins:  # before anything is changed
-                raise WeightlapseError(
-                    f"{path!s} records {self.attrs['bins']}-bin histograms, and a run keeps "
-                    f"one bin count: resume it with bins={self.attrs['bins']}, not {bins}. "
-                    "Nothing in it was changed."
-                )
+            self.group, self.attrs = opening.open_for_resume(path, self.storage_options)
+            opening.check_resumable(path, self.attrs, bins, max_probes)  # before anything changes
             remove_partial_files(path)  # what a killed writer left half-written
             remove_unlisted_snapshots(self.group, self.attrs)  # and never committed
             migrate(self.group, self.attrs)  # an older run's lists into arrays
@@ -118,12 +119,12 @@ class StoreWriter:
             if meta:
                 self.attrs["meta"].update(meta)
         else:
-            self.group = create_group(path, overwrite, self.storage_options)
+            self.group = opening.create_group(path, overwrite, self.storage_options)
             self.attrs = layout.new_run_attrs(bins, meta)
         self.bins = int(self.attrs["bins"])
         self.attrs["closed"] = False
-        self.attrs["writer"] = writer_identity()
-        self.last_committed_step: int | None = last_step(self.group, self.attrs)
+        self.attrs["writer"] = opening.writer_identity()
+        self.last_committed_step: int | None = opening.last_step(self.group, self.attrs)
 
     # ---- the training side -------------------------------------------------------------
     def register(self, kind: str, info: TensorInfo, probe_elements: np.ndarray) -> None:
