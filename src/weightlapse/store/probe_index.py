@@ -9,6 +9,7 @@ committed, so a reader never sees a tensor without them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,24 +34,28 @@ def append(group: zarr.Group, kind: str, elements: list[np.ndarray], committed: 
     layout.write_int_rows(group, path, committed, values, CHUNK, (f"{kind}_probe",))
 
 
+def _probed(attrs: dict[str, Any]) -> Iterator[tuple[str, str, int, int]]:
+    """(kind, tensor, probed elements, elements) of every tensor a run has."""
+    for kind, spec in attrs["kinds"].items():
+        counts = spec.get("probe_counts") or [len(e) for e in spec.get("probe_elements", [])]
+        for name, count in zip(spec["tensors"], counts):
+            shape = attrs["tensors"].get(name, {}).get("shape")
+            if shape is not None:
+                yield kind, name, int(count), math.prod(shape)
+
+
 def mismatch(attrs: dict[str, Any], max_probes: int) -> str | None:
     """Why a run cannot go on with `max_probes` (a resumed run probes each tensor it has
     as it did: min(size, max_probes) elements, the same seeded choice), or None."""
-    for kind, spec in attrs["kinds"].items():
-        for name, count in zip(spec["tensors"], spec["probe_counts"]):
-            size = math.prod(attrs["tensors"][name]["shape"])
-            if min(size, max_probes) != count:
-                counts = [
-                    c
-                    for k in attrs["kinds"].values()
-                    for n, c in zip(k["tensors"], k["probe_counts"])
-                    if c < math.prod(attrs["tensors"][n]["shape"])
-                ]
-                was = f"max_probes={counts[0]}" if counts else f"max_probes of at least {count}"
-                return (
-                    f"it probes {count} of the {size} elements of {name!r} ({kind}), where "
-                    f"max_probes={max_probes} takes {min(size, max_probes)}: resume it with {was}"
-                )
+    probed = list(_probed(attrs))
+    for kind, name, count, size in probed:
+        if min(size, max_probes) != count:
+            sampled = [c for _, _, c, n in probed if c < n]  # the run's max_probes, where it bit
+            was = f"max_probes={sampled[0]}" if sampled else f"max_probes of at least {count}"
+            return (
+                f"it probes {count} of the {size} elements of {name!r} ({kind}), where "
+                f"max_probes={max_probes} takes {min(size, max_probes)}: resume it with {was}"
+            )
     return None
 
 
