@@ -24,7 +24,7 @@ import numpy as np
 import zarr
 
 from weightlapse.store import layout
-from weightlapse.store.snapshots import rounded, warn_rounded
+from weightlapse.store.snapshots import RoundedSnapshots
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class RegionWriter:
         self.world = world
         self.barrier = barrier
         self.rows: dict[str, int] = {}  # array -> rows taken so far (the same on every rank)
-        self._said_rounded: set[str] = set()
+        self._rounded = RoundedSnapshots()
 
     def write_row(self, parts: list[Part]) -> list[int]:
         """Writes one new row of each part's array; every rank calls it with the same
@@ -107,13 +107,8 @@ class RegionWriter:
             if part.region.empty:
                 continue
             arr = zarr.open_array(self.path, path=part.array, mode="r+")
-            if part.data.dtype != arr.dtype and part.array not in self._said_rounded:
-                if rounded(part.data, arr.dtype):
-                    self._said_rounded.add(part.array)
-                    who = repr(part.attributes.get("tensor", part.array))
-                    warn_rounded(
-                        part.attributes.get("kind", ""), who, part.data.dtype, arr.dtype, ""
-                    )
+            who = repr(part.attributes.get("tensor", part.array))
+            self._rounded.check(part.attributes.get("kind", ""), who, part.data, arr.dtype, "")
             whole, edges = _split(part.region, part.data)
             for slices, piece in whole:
                 arr[(row, *slices)] = piece

@@ -35,15 +35,26 @@ def rounded(data: np.ndarray, stored: np.dtype) -> bool:
     return not np.array_equal(back, data, equal_nan=logged.kind in "fc")
 
 
-def warn_rounded(kind: str, who: str, logged: np.dtype, stored: np.dtype, when: str) -> None:
-    warnings.warn(
-        f"weightlapse: {who} ({kind}) came as {logged}{when}, but its snapshots are "
-        f"stored as {stored}, its dtype at its first snapshot: they are rounded to "
-        f"{stored} (its statistics are not). Log a tensor in one dtype for the whole run, "
-        "or under a new name for the new one.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+class RoundedSnapshots:
+    """Says, once a tensor, that its snapshots lose precision: it came in a dtype its
+    array cannot hold, with values the cast changes (`rounded`). Both snapshot writers
+    (this module's, and store/regions.py's for big and sharded tensors) ask it."""
+
+    def __init__(self) -> None:
+        self._said: set[tuple[str, str]] = set()
+
+    def check(self, kind: str, who: str, data: np.ndarray, stored: np.dtype, when: str) -> None:
+        if data.dtype == stored or (kind, who) in self._said or not rounded(data, stored):
+            return
+        self._said.add((kind, who))
+        warnings.warn(
+            f"weightlapse: {who} ({kind}) came as {data.dtype}{when}, but its snapshots are "
+            f"stored as {stored}, its dtype at its first snapshot: they are rounded to "
+            f"{stored} (its statistics are not). Log a tensor in one dtype for the whole "
+            "run, or under a new name for the new one.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -88,7 +99,7 @@ class SnapshotWriter:
         self._index_blocks: dict[str, list[np.ndarray]] = {}  # the same, in (m, 3) blocks
         self._tensor_rows: dict[str, dict[str, int]] = {}
         self._plans: dict[tuple[str, tuple[str, ...]], BulkPlan] = {}
-        self._said_rounded: set[tuple[str, str]] = set()
+        self._rounded = RoundedSnapshots()
 
     def write(self, records: list[StepRecord]) -> None:
         self._write(records)
@@ -186,7 +197,7 @@ class SnapshotWriter:
                 pack = plan.packs[path]
                 if bulk.flat.dtype != block.dtype:  # (a bulk's tensors are of one dtype)
                     some = f"{bulk.names[pack.tensors[0]]!r} and the tensors packed with it"
-                    self._say_if_rounded(plan.kind, some, bulk.flat, block.dtype, step)
+                    self._rounded.check(plan.kind, some, bulk.flat, block.dtype, f" at step {step}")
                 for lo, hi, column in pack.pieces:
                     block[i, column : column + hi - lo] = bulk.flat[lo:hi]
                 rows = plan.tensor_rows[pack.tensors]
@@ -196,14 +207,6 @@ class SnapshotWriter:
                 self.attrs["snapshot_bytes"] += pack.elements * bulk.flat.itemsize
             arr.resize((first + len(takers), arr.shape[1]))
             arr[first : first + len(takers)] = block
-
-    def _say_if_rounded(
-        self, kind: str, who: str, data: np.ndarray, stored: np.dtype, step: int
-    ) -> None:
-        """Says, once a tensor (`who`), that its snapshots lose precision."""
-        if (kind, who) not in self._said_rounded and rounded(data, stored):
-            self._said_rounded.add((kind, who))
-            warn_rounded(kind, who, data.dtype, stored, f" at step {step}")
 
     def _listed(self, kind: str, name: str, step: int, row: int) -> None:
         """Snapshot `row` of its array holds `name` at `step` (an index row)."""
@@ -248,7 +251,7 @@ class SnapshotWriter:
         arr = self._array(entry["array"])
         for step, data in taken:
             if data.dtype != arr.dtype:
-                self._say_if_rounded(kind, repr(name), data, arr.dtype, step)
+                self._rounded.check(kind, repr(name), data, arr.dtype, f" at step {step}")
         # Rows go in stacks of up to STACK_BYTES: Zarr's cost a call, not a chunk, is most
         # of a small snapshot's (the MLP's defaults over 300 steps: close() 0.46 -> 0.32 s,
         # `python bench/writer_ab.py stack`), and a stack bounds the extra copy.
@@ -325,7 +328,7 @@ class SnapshotWriter:
         for i, step in enumerate(steps):
             for name, entry, data in by_step[step]:
                 if data.dtype != block.dtype:  # (10,000 tensors: no call each)
-                    self._say_if_rounded(kind, repr(name), data, block.dtype, step)
+                    self._rounded.check(kind, repr(name), data, block.dtype, f" at step {step}")
                 block[i, entry["start"] : entry["start"] + data.size] = data.reshape(-1)
                 self._listed(kind, name, step, first + i)
                 self.attrs["snapshot_bytes"] += layout.snapshot_nbytes(data)
