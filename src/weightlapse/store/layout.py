@@ -207,7 +207,7 @@ def create_growing_array(
     inner_chunks: tuple[int, ...],
     dtype: Any,
     fill_value: Any,
-    steps: int = 0,
+    steps: int,
 ) -> zarr.Array:
     """An array whose first axis is steps, made `steps` long (its first flush's rows:
     a resize rewrites the metadata, 1-1.4 ms of Zarr's a call) and grown at each flush."""
