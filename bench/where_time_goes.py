@@ -144,13 +144,15 @@ def main() -> None:
     print(f"close(): {closing * 1e3:.0f} ms ({faults:,} minor page faults: memory touched")
     print("  for the first time, see bench/fresh_memory.py), of which:")
     spent: dict[str, float] = {}
+    made: dict[str, int] = {}  # calls of each part inside close()
     for label, start, end in calls:  # the part of each call inside close()
         if end > closing_began:
             spent[label] = spent.get(label, 0.0) + end - max(start, closing_began)
+            made[label] = made.get(label, 0) + 1
     tensors = sorted(k for k in spent if k not in PARTS)
     for part in [*PARTS[:2], *tensors, *PARTS[2:]]:
         if part in spent:
-            print(f"  {part}: {spent[part] * 1e3:.1f} ms")
+            print(f"  {part}: {spent[part] * 1e3:.1f} ms ({made[part]} calls)")
 
 
 if __name__ == "__main__":
